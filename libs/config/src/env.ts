@@ -1,0 +1,69 @@
+import { EnvMissingError, bool, cleanEnv, makeValidator, num, port, str, url, type ValidatorSpec } from 'envalid';
+
+export { bool, num, port, str, url };
+export type { ValidatorSpec };
+
+/** Every missing or invalid variable, named in one message. */
+export class ConfigError extends Error {
+  readonly code = 'TWOFOLD_CONFIG_INVALID';
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Integer milliseconds, at least 1. */
+export const millis = makeValidator<number>((input) => {
+  const value = Number(input);
+  if (!Number.isInteger(value) || value < 1) throw new Error('must be a positive integer (milliseconds)');
+  return value;
+});
+
+/** Comma-separated host:port list. */
+export const hostPorts = makeValidator<string[]>((input) => {
+  const list = input
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0 || !list.every((hp) => /^[^\s:]+:\d{1,5}$/.test(hp))) {
+    throw new Error('must be a comma-separated list of host:port');
+  }
+  return list;
+});
+
+/** A key ring: `id:base64key[,id:base64key…]`, each key 32 bytes (AES-256). */
+export const keyRing = makeValidator<ReadonlyMap<string, Buffer>>((input) => {
+  const ring = new Map<string, Buffer>();
+  for (const entry of input.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const at = entry.indexOf(':');
+    const id = entry.slice(0, at);
+    if (at < 1 || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) throw new Error('each entry must be id:base64key');
+    const key = Buffer.from(entry.slice(at + 1), 'base64');
+    if (key.length !== 32) throw new Error(`key ${id} must decode to 32 bytes`);
+    ring.set(id, key);
+  }
+  if (ring.size === 0) throw new Error('must hold at least one id:base64key');
+  return ring;
+});
+
+/**
+ * Validates the environment against a spec once, at boot. Unlike envalid's default
+ * reporter (which exits), this throws a ConfigError naming every bad variable, so the
+ * composition root decides how to stop and tests can assert on it.
+ */
+export function readEnv<S extends Record<string, ValidatorSpec<unknown>>>(
+  spec: S,
+  env: Record<string, string | undefined> = process.env,
+) {
+  return cleanEnv(env, spec, {
+    reporter: ({ errors }) => {
+      const names = Object.keys(errors);
+      if (names.length === 0) return;
+      const problems = names.sort().map((name) => {
+        const err = errors[name];
+        return err instanceof EnvMissingError ? `${name} is required but not set` : `${name}: ${err?.message ?? 'invalid'}`;
+      });
+      throw new ConfigError(problems);
+    },
+  });
+}

@@ -1,0 +1,3 @@
+/** Environment configuration, validated once at start-up. */
+export * from './env.js';
+export * from './common.js';

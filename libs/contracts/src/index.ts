@@ -1,0 +1,5 @@
+/** Wire contract v1: names, topics, event schemas and their runtime validation. */
+export * from './names.js';
+export * from './topics.js';
+export * from './events.js';
+export * from './validate.js';

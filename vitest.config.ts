@@ -1,0 +1,27 @@
+import { defineConfig } from 'vitest/config';
+
+// Two kinds of tests: pure unit tests beside the code, and integration tests in test/
+// against the real stack (files run one at a time: they share one broker).
+export default defineConfig({
+  resolve: { conditions: ['twofold-source'] },
+  ssr: { resolve: { conditions: ['twofold-source'], externalConditions: ['twofold-source'] } },
+  test: {
+    reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['libs/**/src/**/*.test.ts', 'services/**/src/**/*.test.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+    ],
+  },
+});
