@@ -15,6 +15,15 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'helm',
+          include: ['test/helm/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 900_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
           fileParallelism: false,

@@ -115,8 +115,9 @@ up_kafka() {
     "${java[@]}" kafka.tools.StorageTool format -t "$(cat "$STATE/kafka/cluster-id" 2>/dev/null || "${java[@]}" kafka.tools.StorageTool random-uuid | tee "$STATE/kafka/cluster-id")" \
       -c "$conf" >"$LOGS/kafka-format.log" 2>&1 || fail "formatting KRaft storage failed; see $LOGS/kafka-format.log"
   fi
-  nohup "${java[@]}" kafka.Kafka "$conf" >>"$LOGS/kafka.log" 2>&1 &
+  setsid nohup "${java[@]}" kafka.Kafka "$conf" </dev/null >>"$LOGS/kafka.log" 2>&1 &
   echo $! >"$RUN/kafka.pid"
+  disown
   wait_port 9092 90 kafka "$LOGS/kafka.log"
   say "kafka: started on 9092 (KRaft, one node)"
 }
@@ -133,16 +134,19 @@ up_services() {
   for svc in "${SERVICES[@]}"; do
     if alive "$RUN/$svc.pid" && [ "$(cat "$RUN/$svc.hash" 2>/dev/null)" = "$hash" ]; then continue; fi
     stop_pid "$RUN/$svc.pid" "$svc"
-    (cd "$ROOT" && METRICS_PORT="${METRICS_PORT[$svc]}" OTEL_SERVICE_NAME="twofold-$svc" nohup node \
+    cd "$ROOT"
+    METRICS_PORT="${METRICS_PORT[$svc]}" OTEL_SERVICE_NAME="twofold-$svc" setsid nohup node \
       --conditions=twofold-source --import tsx --import @twofold/telemetry/register \
-      "services/$svc/src/main.ts" >>"$LOGS/$svc.log" 2>&1 &
-      echo $! >"$RUN/$svc.pid")
+      "services/$svc/src/main.ts" </dev/null >>"$LOGS/$svc.log" 2>&1 &
+    echo $! >"$RUN/$svc.pid"
+    disown
     echo "$hash" >"$RUN/$svc.hash"
     started+=("$svc")
   done
   [ ${#started[@]} -eq 0 ] && { say "services: all running, code unchanged"; return; }
   for svc in "${started[@]}"; do
     local port="${METRICS_PORT[$svc]}" i ok=
+    [ "$svc" = api ] && port=8080
     for ((i = 0; i < 240; i++)); do
       if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then ok=1; break; fi
       alive "$RUN/$svc.pid" || break

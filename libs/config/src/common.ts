@@ -2,7 +2,10 @@ import { hostPorts, millis, num, port, readEnv, str, url } from './env.js';
 
 /** Variables every twofold service reads. */
 export const commonEnvSpec = {
-  LOG_LEVEL: str({ default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] }),
+  LOG_LEVEL: str({
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  }),
   KAFKA_BROKERS: hostPorts({ desc: 'Kafka bootstrap servers, host:port[,host:port]' }),
   KAFKA_CLIENT_ID: str({ default: 'twofold' }),
   TWOFOLD_TOPIC_PREFIX: str({ default: '', desc: 'prefix for every topic name (tests, shared clusters)' }),

@@ -1,4 +1,14 @@
-import { EnvMissingError, bool, cleanEnv, makeValidator, num, port, str, url, type ValidatorSpec } from 'envalid';
+import {
+  EnvMissingError,
+  bool,
+  cleanEnv,
+  makeValidator,
+  num,
+  port,
+  str,
+  url,
+  type ValidatorSpec,
+} from 'envalid';
 
 export { bool, num, port, str, url };
 export type { ValidatorSpec };
@@ -34,7 +44,10 @@ export const hostPorts = makeValidator<string[]>((input) => {
 /** A key ring: `id:base64key[,id:base64key…]`, each key 32 bytes (AES-256). */
 export const keyRing = makeValidator<ReadonlyMap<string, Buffer>>((input) => {
   const ring = new Map<string, Buffer>();
-  for (const entry of input.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of input
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const at = entry.indexOf(':');
     const id = entry.slice(0, at);
     if (at < 1 || !/^[A-Za-z0-9_-]{1,32}$/.test(id)) throw new Error('each entry must be id:base64key');
@@ -61,9 +74,27 @@ export function readEnv<S extends Record<string, ValidatorSpec<unknown>>>(
       if (names.length === 0) return;
       const problems = names.sort().map((name) => {
         const err = errors[name];
-        return err instanceof EnvMissingError ? `${name} is required but not set` : `${name}: ${err?.message ?? 'invalid'}`;
+        return err instanceof EnvMissingError
+          ? `${name} is required but not set`
+          : `${name}: ${err?.message ?? 'invalid'}`;
       });
       throw new ConfigError(problems);
     },
   });
+}
+
+/**
+ * Runs a config loader at boot; on a ConfigError prints the one message naming every bad
+ * variable and exits with EX_CONFIG (78), without a stack trace a person must read past.
+ */
+export function loadOrExit<T>(load: () => T, service: string): T {
+  try {
+    return load();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${service}: ${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
 }

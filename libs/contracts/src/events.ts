@@ -38,7 +38,11 @@ export const LoginFailedData = Type.Object(
   {
     appId: AppId,
     ip: IpAddress,
-    reason: Type.Union([Type.Literal('bad_password'), Type.Literal('unknown_user'), Type.Literal('disabled')]),
+    reason: Type.Union([
+      Type.Literal('bad_password'),
+      Type.Literal('unknown_user'),
+      Type.Literal('disabled'),
+    ]),
     session: Type.Optional(SessionHash),
     userAgent: Type.Optional(Type.String({ maxLength: 1024 })),
   },
@@ -204,8 +208,7 @@ export interface TwofoldEvent<T extends EventType = EventType> {
 
 /** Any event, discriminated by `type`. */
 export type AnyTwofoldEvent =
-  | { [K in KnownEventType]: TwofoldEvent<K> }[KnownEventType]
-  | TwofoldEvent<AdminEventType>;
+  { [K in KnownEventType]: TwofoldEvent<K> }[KnownEventType] | TwofoldEvent<AdminEventType>;
 
 export type LoginSucceeded = Static<typeof LoginSucceededData>;
 export type LoginFailed = Static<typeof LoginFailedData>;

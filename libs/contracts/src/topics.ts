@@ -39,4 +39,6 @@ export const DLQ_HEADERS = {
   topic: 'twofold-topic',
   partition: 'twofold-partition',
   offset: 'twofold-offset',
+  /** The consumer group that refused it (each group that reads a bad message reports it). */
+  consumer: 'twofold-consumer',
 } as const;

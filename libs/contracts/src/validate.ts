@@ -61,7 +61,8 @@ export function validateEvent(candidate: unknown, topic?: TopicRole): ParseResul
   if (!validateData) return { ok: false, reason: `unknown event type ${event.type}` };
   if (topic && topic !== 'dlq') {
     const allowed = topic === 'admin' ? isAdmin : TOPIC_EVENT_TYPES[topic].includes(event.type);
-    if (!allowed) return { ok: false, reason: `event type ${event.type} does not belong on the ${topic} topic` };
+    if (!allowed)
+      return { ok: false, reason: `event type ${event.type} does not belong on the ${topic} topic` };
   }
   if (!validateData(event.data)) return { ok: false, reason: describe(validateData.errors, 'data') };
   const subject = normalizeUsername(event.subject);
@@ -97,7 +98,8 @@ export function createEvent<T extends EventType>(
   data: EventData<T>,
   options: NewEventOptions = {},
 ): TwofoldEvent<T> {
-  const time = options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
+  const time =
+    options.time instanceof Date ? options.time.toISOString() : (options.time ?? new Date().toISOString());
   return {
     specversion: '1.0',
     id: options.id ?? randomUUID(),

@@ -1,0 +1,252 @@
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
+import { DLQ_HEADERS, parseEvent, type AnyTwofoldEvent, type TopicRole } from '@twofold/contracts';
+import { contextFromHeaders, type Context, type Logger, type ServiceMetrics } from '@twofold/telemetry';
+import type { EventProducer } from './producer.js';
+
+/** A consumed message whose event passed validation. */
+export interface ConsumedEvent {
+  readonly event: AnyTwofoldEvent;
+  readonly role: TopicRole;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  /** Broker timestamp of the message (ms since epoch). */
+  readonly timestamp: number;
+  readonly key: string | null;
+  /** Trace context the producer carried in the headers. */
+  readonly traceContext: Context;
+}
+
+/** A consumed message that is not a valid event of its topic (sent to the DLQ by the runner). */
+export interface RawConsumed {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly message: KafkaMessage;
+}
+
+export interface BatchOutcome {
+  /** Valid events the handler refuses for good (a business rule); they go to the DLQ with the reason. */
+  rejected?: readonly { item: ConsumedEvent; reason: string }[];
+}
+
+export type BatchHandler = (events: readonly ConsumedEvent[]) => Promise<BatchOutcome | void>;
+
+export interface BatchConsumerOptions {
+  kafka: Kafka;
+  groupId: string;
+  /** Topic roles to consume, resolved through the producer's topic catalog. */
+  roles: readonly TopicRole[];
+  producer: EventProducer;
+  logger: Logger;
+  metrics: ServiceMetrics;
+  handle: BatchHandler;
+  /** Receives the raw messages of the DLQ topic when `roles` includes it (they are not events). */
+  handleDlq?: (items: readonly RawConsumed[]) => Promise<void>;
+  partitionsConsumedConcurrently?: number;
+  fromBeginning?: boolean;
+  /** How soon a dead member's partitions move to another replica (kafkajs heartbeats between batches). */
+  sessionTimeoutMs?: number;
+  /** Upper bound of the wait between retries of a failing handler. */
+  maxRetryDelayMs?: number;
+}
+
+export interface BatchConsumer {
+  start(): Promise<void>;
+  /** Finishes the batch in flight (effect and commit), then leaves the group. */
+  stop(): Promise<void>;
+  isReady(): boolean;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs a consumer group in batches with at-least-once delivery and exactly-once effect:
+ * the handler's effect happens first (it must be idempotent by event id), bad messages go
+ * to the DLQ with the reason and their coordinates, and only then are offsets committed.
+ * A failing handler is retried with backoff, never skipped, so nothing is lost.
+ */
+export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
+  const { kafka, groupId, producer, logger, metrics, handle } = options;
+  const topics = producer.topics;
+  const roleByTopic = new Map<string, TopicRole>(options.roles.map((role) => [topics[role], role]));
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? 5_000;
+  const log = logger.child({ component: 'batch-consumer', groupId });
+
+  const consumer: Consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: options.sessionTimeoutMs ?? 15_000,
+    heartbeatInterval: 3_000,
+    // The broker answers a fetch as soon as one message arrives; this only bounds idle polling.
+    maxWaitTimeInMs: 500,
+    allowAutoTopicCreation: false,
+    retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 10_000 },
+  });
+  let joined = false;
+  let crashed = false;
+  let stopping = false;
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joined = true;
+    crashed = false;
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    crashed = true;
+    log.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+  });
+
+  async function sendToDlq(items: readonly (RawConsumed & { reason: string })[]): Promise<void> {
+    if (items.length === 0) return;
+    await producer.sendRaw(
+      topics.dlq,
+      items.map(({ message, topic, partition, offset, reason }) => {
+        const headers: Record<string, string | Buffer> = {};
+        for (const [name, value] of Object.entries(message.headers ?? {})) {
+          const first = Array.isArray(value) ? value[0] : value;
+          if (first !== undefined) headers[name] = first;
+        }
+        headers[DLQ_HEADERS.error] = reason;
+        headers[DLQ_HEADERS.topic] = topic;
+        headers[DLQ_HEADERS.partition] = String(partition);
+        headers[DLQ_HEADERS.offset] = offset;
+        headers[DLQ_HEADERS.consumer] = groupId;
+        return { key: message.key, value: message.value, headers };
+      }),
+    );
+    for (const item of items) {
+      metrics.dlqMessages.inc({ topic: item.topic });
+      log.warn(
+        { topic: item.topic, partition: item.partition, offset: item.offset, reason: item.reason },
+        'sent to DLQ',
+      );
+    }
+  }
+
+  /** Runs the effect until it succeeds; gives up only when the partition is no longer ours. */
+  async function retrying(
+    effect: () => Promise<void>,
+    topic: string,
+    partition: number,
+    heartbeat: () => Promise<void>,
+    isRunning: () => boolean,
+    isStale: () => boolean,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await effect();
+        return;
+      } catch (err) {
+        if (!isRunning() || isStale()) throw err; // rebalanced or stopping: leave the batch uncommitted
+        const delay = Math.min(maxRetryDelayMs, 100 * 2 ** Math.min(attempt, 10));
+        log.error({ err, attempt, delay, topic, partition }, 'batch failed; retrying');
+        await sleep(delay);
+        await heartbeat().catch(() => undefined);
+      }
+    }
+  }
+
+  async function commit(
+    topic: string,
+    partition: number,
+    lastOffset: string,
+    resolveOffset: (offset: string) => void,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    resolveOffset(lastOffset);
+    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(lastOffset) + 1n).toString() }]);
+    await heartbeat();
+  }
+
+  async function processBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
+    if (batch.messages.length === 0) return;
+    const started = process.hrtime.bigint();
+    const role = roleByTopic.get(batch.topic);
+    if (role === 'dlq') {
+      const raw = batch.messages.map((message) => ({
+        topic: batch.topic,
+        partition: batch.partition,
+        offset: message.offset,
+        message,
+      }));
+      await retrying(
+        () => options.handleDlq?.(raw) ?? Promise.resolve(),
+        batch.topic,
+        batch.partition,
+        heartbeat,
+        isRunning,
+        isStale,
+      );
+      await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+      metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, raw.length);
+      return;
+    }
+    const valid: ConsumedEvent[] = [];
+    const invalid: (RawConsumed & { reason: string })[] = [];
+    for (const message of batch.messages) {
+      const coordinates = { topic: batch.topic, partition: batch.partition, offset: message.offset };
+      const parsed = role ? parseEvent(message.value, role) : { ok: false as const, reason: 'unknown topic' };
+      if (parsed.ok) {
+        valid.push({
+          ...coordinates,
+          event: parsed.event,
+          role: role!,
+          timestamp: Number(message.timestamp),
+          key: message.key?.toString() ?? null,
+          traceContext: contextFromHeaders(message.headers),
+        });
+      } else {
+        invalid.push({ ...coordinates, message, reason: parsed.reason });
+      }
+    }
+
+    await retrying(
+      async () => {
+        const outcome = valid.length > 0 ? await handle(valid) : undefined;
+        const rejected = (outcome?.rejected ?? []).map(({ item, reason }) => ({
+          topic: item.topic,
+          partition: item.partition,
+          offset: item.offset,
+          reason,
+          message: batch.messages.find((m) => m.offset === item.offset)!,
+        }));
+        const toDlq = [...invalid, ...rejected];
+        await sendToDlq(toDlq);
+      },
+      batch.topic,
+      batch.partition,
+      heartbeat,
+      isRunning,
+      isStale,
+    );
+    await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+
+    metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, valid.length);
+    if (invalid.length) metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'dlq' }, invalid.length);
+    metrics.consumerLag.set(
+      { topic: batch.topic, partition: String(batch.partition), group: groupId },
+      Number(batch.offsetLag()),
+    );
+    metrics.batchDuration.observe({ group: groupId }, Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  return {
+    async start() {
+      await consumer.connect();
+      await consumer.subscribe({
+        topics: options.roles.map((role) => topics[role]),
+        fromBeginning: options.fromBeginning ?? true,
+      });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+        eachBatch: processBatch,
+      });
+    },
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      await consumer.disconnect();
+    },
+    isReady: () => joined && !crashed && !stopping,
+  };
+}

@@ -1,0 +1,5 @@
+/**
+ * Shared state in Redis that several services read and write (decisions now; sessions,
+ * challenges and lockouts as they land). One place owns the key layout.
+ */
+export * from './decision.store.js';

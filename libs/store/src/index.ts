@@ -1,0 +1,5 @@
+/** The one door to Postgres: pool, migrations, repositories. */
+export * from './pool.js';
+export * from './migrate.js';
+export * from './apps.repository.js';
+export * from './audit.repository.js';

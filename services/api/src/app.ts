@@ -1,0 +1,77 @@
+import { isIP } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Ajv } from 'ajv';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type RawServerDefault,
+} from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { EventProducer } from '@twofold/kafka';
+import type { AppsRepository } from '@twofold/store';
+import type { Logger, ReadinessCheck, ServiceMetrics } from '@twofold/telemetry';
+import type { Authenticator } from './auth.js';
+import type { DecisionWaiter } from './decision-waiter.js';
+import { installProblemHandlers } from './problem.js';
+import { adminAppsRoute } from './routes/admin-apps.route.js';
+import { healthRoute } from './routes/health.route.js';
+import { loginEventsRoute } from './routes/login-events.route.js';
+
+// Same `ip` format as the event contracts use.
+type AjvPlugin = NonNullable<NonNullable<FastifyServerOptions['ajv']>['plugins']>[number];
+const addIpFormat = ((ajv: Ajv): Ajv =>
+  ajv.addFormat('ip', { type: 'string', validate: (v: string) => isIP(v) !== 0 })) as unknown as AjvPlugin;
+
+export type ApiInstance = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface ApiDeps {
+  logger: Logger;
+  metrics: ServiceMetrics;
+  producer: EventProducer;
+  apps: AppsRepository;
+  auth: Authenticator;
+  waiter: DecisionWaiter;
+  readiness: ReadinessCheck;
+  publicUrl: string;
+}
+
+/** Builds the api without listening, so tests can inject requests or listen on port 0. */
+export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
+  const app: ApiInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: 64 * 1024,
+    trustProxy: true,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false },
+      plugins: [addIpFormat],
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installProblemHandlers(app);
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'twofold',
+        version: '1',
+        description: 'One second factor for every app behind one sign-on',
+      },
+      servers: [{ url: deps.publicUrl }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
+  await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
+  await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
+  return app;
+}

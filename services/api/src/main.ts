@@ -1,0 +1,67 @@
+import { loadOrExit } from '@twofold/config';
+import { topicCatalog } from '@twofold/contracts';
+import { createEventProducer, createKafka, pingKafka } from '@twofold/kafka';
+import { createRedis, pingRedis } from '@twofold/redis';
+import { createDecisionStore } from '@twofold/state';
+import { createAppsRepository, createPool, pingPostgres } from '@twofold/store';
+import {
+  createLogger,
+  createServiceMetrics,
+  createShutdown,
+  stopOnSignals,
+  stopTracing,
+} from '@twofold/telemetry';
+import { buildApi } from './app.js';
+import { createAuthenticator } from './auth.js';
+import { loadApiConfig } from './config.js';
+import { createDecisionWaiter } from './decision-waiter.js';
+
+const config = loadOrExit(loadApiConfig, 'api');
+const logger = createLogger({ service: 'api', level: config.logLevel });
+const metrics = createServiceMetrics('api');
+const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
+const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
+const redis = createRedis(config.redis.url, 'state');
+const subscriber = createRedis(config.redis.url, 'queue');
+const pool = createPool({
+  url: config.database.url,
+  schema: config.database.schema,
+  max: config.database.poolSize,
+});
+const apps = createAppsRepository(pool);
+const decisions = createDecisionStore(redis, config.redis.keyPrefix);
+const waiter = createDecisionWaiter({ subscriber, decisions, keyPrefix: config.redis.keyPrefix });
+
+const app = await buildApi({
+  logger,
+  metrics,
+  producer,
+  apps,
+  auth: createAuthenticator({ apps, adminKey: config.adminKey }),
+  waiter,
+  publicUrl: config.http.publicUrl,
+  readiness: async () => ({
+    kafka: producer.isConnected() && (await pingKafka(kafka)),
+    redis: await pingRedis(redis),
+    postgres: await pingPostgres(pool),
+  }),
+});
+
+await producer.connect();
+await waiter.start();
+await app.listen({ port: config.http.port, host: config.http.host });
+
+stopOnSignals(
+  createShutdown({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    steps: [
+      { name: 'http', close: () => app.close() },
+      { name: 'producer', close: producer.disconnect },
+      { name: 'redis', close: () => Promise.all([redis.quit(), waiter.stop()]) },
+      { name: 'postgres', close: () => pool.end() },
+      { name: 'tracing', close: stopTracing },
+    ],
+  }),
+  logger,
+);

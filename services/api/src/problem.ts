@@ -1,0 +1,91 @@
+import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+
+/** An RFC 9457 problem: a status, a stable type, and a detail a person can act on. */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    readonly detail: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+    this.name = 'Problem';
+  }
+}
+
+export const problems = {
+  unauthorized: (detail: string) => new Problem(401, 'unauthorized', 'Unauthorized', detail),
+  forbidden: (detail: string) => new Problem(403, 'forbidden', 'Forbidden', detail),
+  notFound: (detail: string) => new Problem(404, 'not-found', 'Not Found', detail),
+  invalid: (detail: string) => new Problem(400, 'invalid-request', 'Invalid request', detail),
+  invalidEvent: (detail: string) => new Problem(422, 'invalid-event', 'Invalid event', detail),
+  unavailable: (detail: string) => new Problem(503, 'unavailable', 'Service Unavailable', detail),
+};
+
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  return reply
+    .code(problem.status)
+    .type('application/problem+json')
+    .send({
+      type: `https://twofold.dev/problems/${problem.code}`,
+      title: problem.title,
+      status: problem.status,
+      detail: problem.detail,
+      instance: reply.request.url,
+      ...problem.extra,
+    });
+}
+
+/** Every error leaves as problem+json: schema failures say which field, the rest say what to do. */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
+    if (error instanceof Problem) return sendProblem(reply, error);
+    if (error.validation) {
+      const first = error.validation[0];
+      const where = `${error.validationContext ?? 'body'}${first?.instancePath?.replaceAll('/', '.') ?? ''}`;
+      const missing =
+        first?.keyword === 'required' ? `.${String(first.params['missingProperty'])} is required` : '';
+      const detail = missing ? `${where}${missing}` : `${where} ${first?.message ?? 'is invalid'}`;
+      return sendProblem(reply, problems.invalid(detail));
+    }
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendProblem(
+        reply,
+        new Problem(
+          413,
+          'too-large',
+          'Payload Too Large',
+          'the request body is larger than allowed (64 KiB)',
+        ),
+      );
+    }
+    if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return sendProblem(
+        reply,
+        new Problem(
+          415,
+          'unsupported-media-type',
+          'Unsupported Media Type',
+          'send the body as application/json',
+        ),
+      );
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return sendProblem(reply, new Problem(error.statusCode, 'bad-request', 'Bad Request', error.message));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendProblem(
+      reply,
+      new Problem(
+        500,
+        'internal',
+        'Internal Server Error',
+        'an unexpected error occurred; it has been logged',
+      ),
+    );
+  });
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problems.notFound(`no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}

@@ -1,0 +1,79 @@
+import { DLQ_HEADERS, type AnyTwofoldEvent } from '@twofold/contracts';
+import type { ConsumedEvent, RawConsumed } from '@twofold/kafka';
+import type { AuditRow } from '@twofold/store';
+
+const OUTCOME_BY_TYPE: Record<string, string> = {
+  'twofold.login.succeeded': 'success',
+  'twofold.login.failed': 'failure',
+  'twofold.logout': 'logout',
+  'twofold.2fa.verified': 'success',
+  'twofold.2fa.failed': 'failure',
+  'twofold.lockout.imposed': 'locked',
+  'twofold.lockout.lifted': 'unlocked',
+  'twofold.attack.detected': 'attack',
+  'twofold.session.validated': 'validated',
+  'twofold.session.revoked': 'revoked',
+};
+
+const str = (value: unknown): string | null => (typeof value === 'string' && value.length > 0 ? value : null);
+
+/** Lifts the columns analysts filter on out of an event; the full event is kept as jsonb. */
+export function auditRowFromEvent(consumed: ConsumedEvent): AuditRow {
+  const event: AnyTwofoldEvent = consumed.event;
+  const data = event.data as Record<string, unknown>;
+  const appFromSource = event.source.startsWith('app/') ? event.source.slice(4) : null;
+  return {
+    eventId: event.id,
+    occurredAt: new Date(event.time),
+    type: event.type,
+    source: event.source,
+    appId: str(data['appId']) ?? appFromSource,
+    username: consumed.role === 'security' && str(data['scope']) === 'ip' ? null : event.subject,
+    session: str(data['session']),
+    ip: str(data['ip']) ?? (str(data['scope']) === 'ip' ? str(data['key']) : null),
+    outcome:
+      event.type === 'twofold.2fa.decided' ? str(data['decision']) : (OUTCOME_BY_TYPE[event.type] ?? null),
+    decision: str(data['decision']),
+    reason: str(data['reason']) ?? str(data['kind']),
+    kafkaTopic: consumed.topic,
+    kafkaPartition: consumed.partition,
+    kafkaOffset: consumed.offset,
+    event,
+  };
+}
+
+/** A message of the DLQ topic: recorded as such, keyed by its own coordinates. */
+export function auditRowFromDlq(raw: RawConsumed): AuditRow {
+  const header = (name: string) => {
+    const value = raw.message.headers?.[name];
+    const first = Array.isArray(value) ? value[0] : value;
+    return first === undefined ? null : first.toString();
+  };
+  const bytes = raw.message.value ?? Buffer.alloc(0);
+  return {
+    eventId: `dlq:${raw.topic}:${raw.partition}:${raw.offset}`,
+    occurredAt: new Date(Number(raw.message.timestamp)),
+    type: 'twofold.dlq',
+    source: `consumer/${header(DLQ_HEADERS.consumer) ?? 'unknown'}`,
+    appId: null,
+    username: null,
+    session: null,
+    ip: null,
+    outcome: 'rejected',
+    decision: null,
+    reason: header(DLQ_HEADERS.error),
+    kafkaTopic: raw.topic,
+    kafkaPartition: raw.partition,
+    kafkaOffset: raw.offset,
+    event: {
+      error: header(DLQ_HEADERS.error),
+      topic: header(DLQ_HEADERS.topic),
+      partition: header(DLQ_HEADERS.partition),
+      offset: header(DLQ_HEADERS.offset),
+      key: raw.message.key?.toString('utf8') ?? null,
+      // The refused bytes, base64: they may be neither JSON nor UTF-8.
+      valueBase64: bytes.subarray(0, 65_536).toString('base64'),
+      size: bytes.length,
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import { loadOrExit } from '@twofold/config';
+import { topicCatalog } from '@twofold/contracts';
+import { createEventProducer, createKafka } from '@twofold/kafka';
+import { createAuditRepository, createPool } from '@twofold/store';
+import {
+  createLogger,
+  createServiceMetrics,
+  createShutdown,
+  startHealthServer,
+  stopOnSignals,
+  stopTracing,
+} from '@twofold/telemetry';
+import { buildAuditSink } from './audit-sink.js';
+import { loadAuditSinkConfig } from './config.js';
+
+const config = loadOrExit(loadAuditSinkConfig, 'audit-sink');
+const logger = createLogger({ service: 'audit-sink', level: config.logLevel });
+const metrics = createServiceMetrics('audit-sink');
+const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
+const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
+const pool = createPool({
+  url: config.database.url,
+  schema: config.database.schema,
+  max: config.database.poolSize,
+});
+
+const sink = buildAuditSink({
+  kafka,
+  producer,
+  pool,
+  audit: createAuditRepository(pool),
+  logger,
+  metrics,
+  groupId: `${config.kafka.groupPrefix}twofold-audit-sink`,
+});
+
+await producer.connect();
+await sink.start();
+const health = await startHealthServer({
+  port: config.metricsPort,
+  registry: metrics.registry,
+  readiness: sink.readiness,
+  logger,
+});
+logger.info({ port: health.port }, 'audit sink started');
+
+stopOnSignals(
+  createShutdown({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    steps: [
+      { name: 'consumer', close: sink.stop },
+      { name: 'producer', close: producer.disconnect },
+      { name: 'postgres', close: () => pool.end() },
+      { name: 'health', close: health.close },
+      { name: 'tracing', close: stopTracing },
+    ],
+  }),
+  logger,
+);

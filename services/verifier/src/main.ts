@@ -1,0 +1,56 @@
+import { loadOrExit } from '@twofold/config';
+import { topicCatalog } from '@twofold/contracts';
+import { createEventProducer, createKafka } from '@twofold/kafka';
+import { createRedis } from '@twofold/redis';
+import {
+  createLogger,
+  createServiceMetrics,
+  createShutdown,
+  startHealthServer,
+  stopOnSignals,
+  stopTracing,
+} from '@twofold/telemetry';
+import { loadVerifierConfig } from './config.js';
+import { buildVerifier } from './verifier.js';
+
+const config = loadOrExit(loadVerifierConfig, 'verifier');
+const logger = createLogger({ service: 'verifier', level: config.logLevel });
+const metrics = createServiceMetrics('verifier');
+const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
+const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
+const redis = createRedis(config.redis.url, 'state');
+
+const verifier = buildVerifier({
+  kafka,
+  producer,
+  redis,
+  logger,
+  metrics,
+  groupId: `${config.kafka.groupPrefix}twofold-verifier`,
+  keyPrefix: config.redis.keyPrefix,
+});
+
+await producer.connect();
+await verifier.start();
+const health = await startHealthServer({
+  port: config.metricsPort,
+  registry: metrics.registry,
+  readiness: verifier.readiness,
+  logger,
+});
+logger.info({ port: health.port }, 'verifier started');
+
+stopOnSignals(
+  createShutdown({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    steps: [
+      { name: 'consumer', close: verifier.stop },
+      { name: 'producer', close: producer.disconnect },
+      { name: 'redis', close: () => redis.quit() },
+      { name: 'health', close: health.close },
+      { name: 'tracing', close: stopTracing },
+    ],
+  }),
+  logger,
+);

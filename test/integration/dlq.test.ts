@@ -1,0 +1,86 @@
+// A malformed message on twofold.login.v1 goes to twofold.dlq.v1 with the reason and its
+// coordinates, and the consumer goes on with the next good message.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DLQ_HEADERS, createEvent, hashSessionToken } from '@twofold/contracts';
+import { createRedis, type Redis } from '@twofold/redis';
+import { buildVerifier } from '../../services/verifier/src/verifier.js';
+import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { readTopic } from '../support/topic-reader.js';
+
+let world: Isolated;
+let redis: Redis;
+let verifier: ReturnType<typeof buildVerifier>;
+
+beforeAll(async () => {
+  world = await isolated('dlq');
+  redis = createRedis(world.config.redis.url, 'queue');
+  verifier = buildVerifier({
+    kafka: world.kafka,
+    producer: world.producer,
+    redis,
+    logger: world.logger,
+    metrics: world.metrics,
+    groupId: `${world.config.kafka.groupPrefix}verifier`,
+    keyPrefix: world.config.redis.keyPrefix,
+  });
+  await verifier.start();
+});
+
+afterAll(async () => {
+  await verifier.stop();
+  await redis.quit();
+  await world.cleanup();
+});
+
+describe('dead-letter topic', () => {
+  it('routes not-JSON, wrong-schema and oversized messages to the DLQ, then decides the next good login', async () => {
+    const dlq = await readTopic(world.kafka, world.topics.dlq);
+    const decided = await readTopic(world.kafka, world.topics.secondFactor);
+    const good = createEvent('twofold.login.succeeded', 'app/jira', 'alice', {
+      appId: 'jira',
+      session: hashSessionToken(randomUUID()),
+      method: 'password',
+      ip: '192.0.2.10',
+    });
+    const wrongSchema = { ...good, id: randomUUID(), data: { ...good.data, ip: 'not-an-ip' } };
+    const oversized = { ...good, id: randomUUID(), data: { ...good.data, userAgent: 'x'.repeat(70_000) } };
+    // One partition key for all, so the good message queues behind the bad ones.
+    await world.producer.sendRaw(world.topics.login, [
+      { key: 'alice', value: '{"this is": not json' },
+      { key: 'alice', value: JSON.stringify(wrongSchema) },
+      { key: 'alice', value: JSON.stringify(oversized) },
+      { key: 'alice', value: JSON.stringify(good) },
+    ]);
+
+    const dead = await eventually(
+      async () => (dlq.messages.length >= 3 ? dlq.messages : undefined),
+      30_000,
+      'three DLQ messages',
+    );
+    const reasons = dead.map((m) => m.headers[DLQ_HEADERS.error]);
+    expect(reasons[0]).toMatch(/^not JSON/);
+    expect(reasons[1]).toBe('data.ip must match format "ip"');
+    expect(reasons[2]).toMatch(/bytes; the limit is 65536/);
+    for (const m of dead) {
+      expect(m.headers[DLQ_HEADERS.topic]).toBe(world.topics.login);
+      expect(m.headers[DLQ_HEADERS.partition]).toMatch(/^\d+$/);
+      expect(m.headers[DLQ_HEADERS.offset]).toMatch(/^\d+$/);
+      expect(m.headers[DLQ_HEADERS.consumer]).toBe(`${world.config.kafka.groupPrefix}verifier`);
+      expect(m.key).toBe('alice');
+    }
+    // The original bytes are kept.
+    expect(dead[0]!.value?.toString()).toBe('{"this is": not json');
+
+    const decision = await eventually(
+      async () =>
+        decided
+          .json<{ type: string; data: { loginEventId: string } }>()
+          .find((e) => e.data.loginEventId === good.id),
+      30_000,
+      'the decision on the good login',
+    );
+    expect(decision.type).toBe('twofold.2fa.decided');
+    await Promise.all([dlq.stop(), decided.stop()]);
+  });
+});
