@@ -3,33 +3,20 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, createEvent, hashSessionToken } from '@twofold/contracts';
-import { createRedis, type Redis } from '@twofold/redis';
-import { buildVerifier } from '../../services/verifier/src/verifier.js';
+import { startServices, type RunningServices } from '../support/services.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
 import { readTopic } from '../support/topic-reader.js';
 
 let world: Isolated;
-let redis: Redis;
-let verifier: ReturnType<typeof buildVerifier>;
+let services: RunningServices;
 
 beforeAll(async () => {
   world = await isolated('dlq');
-  redis = createRedis(world.config.redis.url, 'queue');
-  verifier = buildVerifier({
-    kafka: world.kafka,
-    producer: world.producer,
-    redis,
-    logger: world.logger,
-    metrics: world.metrics,
-    groupId: `${world.config.kafka.groupPrefix}verifier`,
-    keyPrefix: world.config.redis.keyPrefix,
-  });
-  await verifier.start();
+  services = await startServices(world, ['verifier']);
 });
 
 afterAll(async () => {
-  await verifier.stop();
-  await redis.quit();
+  await services.stop();
   await world.cleanup();
 });
 
@@ -66,7 +53,7 @@ describe('dead-letter topic', () => {
       expect(m.headers[DLQ_HEADERS.topic]).toBe(world.topics.login);
       expect(m.headers[DLQ_HEADERS.partition]).toMatch(/^\d+$/);
       expect(m.headers[DLQ_HEADERS.offset]).toMatch(/^\d+$/);
-      expect(m.headers[DLQ_HEADERS.consumer]).toBe(`${world.config.kafka.groupPrefix}verifier`);
+      expect(m.headers[DLQ_HEADERS.consumer]).toBe(`${world.config.kafka.groupPrefix}twofold-verifier`);
       expect(m.key).toBe('alice');
     }
     // The original bytes are kept.

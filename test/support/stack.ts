@@ -12,6 +12,7 @@ import {
   type EventProducer,
   type Kafka,
 } from '@twofold/kafka';
+import { createPool, quoteIdent, runMigrations } from '@twofold/store';
 import { createLogger, createServiceMetrics, type Logger } from '@twofold/telemetry';
 
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -43,13 +44,19 @@ export interface Isolated {
   cleanup(): Promise<void>;
 }
 
-export async function isolated(name: string): Promise<Isolated> {
+export interface IsolationOptions {
+  /** Its own Postgres schema, migrated, dropped at cleanup (for tests that change policy or apps). */
+  database?: boolean;
+}
+
+export async function isolated(name: string, options: IsolationOptions = {}): Promise<Isolated> {
   const id = `${name}-${randomUUID().slice(0, 8)}`;
   const env = {
     ...stackEnv(),
     TWOFOLD_TOPIC_PREFIX: `t.${id}.`,
     TWOFOLD_GROUP_PREFIX: `t.${id}.`,
     REDIS_KEY_PREFIX: `t:${id}:`,
+    ...(options.database ? { DATABASE_SCHEMA: `t_${id.replaceAll('-', '_')}` } : {}),
   };
   const config = loadCommonConfig('test', env);
   const logger = quietLogger();
@@ -58,6 +65,8 @@ export async function isolated(name: string): Promise<Isolated> {
   await ensureTopics(kafka, topics, { partitions: 3 });
   const producer = createEventProducer(kafka, { topics, logger });
   await producer.connect();
+  if (options.database)
+    await runMigrations({ databaseUrl: config.database.url, schema: config.database.schema });
   return {
     id,
     env,
@@ -70,6 +79,13 @@ export async function isolated(name: string): Promise<Isolated> {
     async cleanup() {
       await producer.disconnect().catch(() => undefined);
       await deleteTopics(kafka, Object.values(topics)).catch(() => undefined);
+      if (options.database) {
+        const pool = createPool({ url: config.database.url, schema: 'public', max: 1 });
+        await pool
+          .query(`DROP SCHEMA IF EXISTS ${quoteIdent(config.database.schema)} CASCADE`)
+          .catch(() => undefined);
+        await pool.end();
+      }
     },
   };
 }

@@ -3,3 +3,4 @@ export * from './names.js';
 export * from './topics.js';
 export * from './events.js';
 export * from './validate.js';
+export * from './policy-settings.js';

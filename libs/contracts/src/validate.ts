@@ -38,6 +38,14 @@ function describe(errors: ErrorObject[] | null | undefined, where: string): stri
   const first = errors?.[0];
   if (!first) return `${where} is invalid`;
   const path = first.instancePath ? `${where}${first.instancePath.replaceAll('/', '.')}` : where;
+  // A union of literals fails every branch; name the allowed values rather than the first.
+  const union = errors!.find((e) => e.keyword === 'anyOf' && e.instancePath === first.instancePath);
+  if (union) {
+    const allowed = errors!
+      .filter((e) => e.keyword === 'const' && e.instancePath === first.instancePath)
+      .map((e) => JSON.stringify(e.params['allowedValue']));
+    if (allowed.length > 1) return `${path} must be one of ${allowed.join(', ')}`;
+  }
   if (first.keyword === 'required') return `${path}.${String(first.params['missingProperty'])} is required`;
   if (first.keyword === 'additionalProperties')
     return `${path} has unknown field ${String(first.params['additionalProperty'])}`;

@@ -3,3 +3,5 @@ export * from './pool.js';
 export * from './migrate.js';
 export * from './apps.repository.js';
 export * from './audit.repository.js';
+export * from './policy.repository.js';
+export * from './enrollments.repository.js';

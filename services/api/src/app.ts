@@ -11,12 +11,18 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EventProducer } from '@twofold/kafka';
-import type { AppsRepository } from '@twofold/store';
+import type { ChallengeStore } from '@twofold/state';
+import type { AppsRepository, PolicyRepository } from '@twofold/store';
+import type { CodeVerifier, EnrollmentService, PolicySnapshot } from '@twofold/verification';
 import type { Logger, ReadinessCheck, ServiceMetrics } from '@twofold/telemetry';
 import type { Authenticator } from './auth.js';
 import type { DecisionWaiter } from './decision-waiter.js';
 import { installProblemHandlers } from './problem.js';
 import { adminAppsRoute } from './routes/admin-apps.route.js';
+import { adminPolicyRoute } from './routes/admin-policy.route.js';
+import { adminUsersRoute } from './routes/admin-users.route.js';
+import { challengesRoute } from './routes/challenges.route.js';
+import { enrollmentsRoute } from './routes/enrollments.route.js';
 import { healthRoute } from './routes/health.route.js';
 import { loginEventsRoute } from './routes/login-events.route.js';
 
@@ -42,6 +48,11 @@ export interface ApiDeps {
   waiter: DecisionWaiter;
   readiness: ReadinessCheck;
   publicUrl: string;
+  challenges: ChallengeStore;
+  codeVerifier: CodeVerifier;
+  enrollment: EnrollmentService;
+  policies: PolicyRepository;
+  policySnapshot: PolicySnapshot;
 }
 
 /** Builds the api without listening, so tests can inject requests or listen on port 0. */
@@ -73,5 +84,11 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
   await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
+  await app.register(challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }));
+  await app.register(enrollmentsRoute({ auth: deps.auth, enrollment: deps.enrollment, publicUrl: deps.publicUrl }));
+  await app.register(
+    adminPolicyRoute({ auth: deps.auth, policies: deps.policies, snapshot: deps.policySnapshot, producer: deps.producer }),
+  );
+  await app.register(adminUsersRoute({ auth: deps.auth, enrollment: deps.enrollment }));
   return app;
 }

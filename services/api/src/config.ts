@@ -1,11 +1,14 @@
 import {
   deepFreeze,
+  keyRing,
+  num,
   readEnv,
   commonEnvSpec,
   toCommonConfig,
   port,
   str,
   url,
+  ConfigError,
   type CommonConfig,
 } from '@twofold/config';
 
@@ -18,18 +21,31 @@ export const apiEnvSpec = {
     default: 'http://127.0.0.1:8080',
     desc: 'base URL users reach for hosted pages',
   }),
+  TWOFOLD_MASTER_KEYS: keyRing({ desc: 'key ring for TOTP secrets at rest: id:base64(32 bytes)[,id:key…]' }),
+  TWOFOLD_ACTIVE_KEY_ID: str({ desc: 'the key id of TWOFOLD_MASTER_KEYS that encrypts new secrets' }),
+  TOTP_WINDOW: num({ default: 1, desc: 'time steps accepted either side of now (±1 = 30 s)' }),
 } as const;
 
 export interface ApiConfig extends CommonConfig {
   readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string };
   readonly adminKey: string;
+  readonly secrets: { readonly masterKeys: ReadonlyMap<string, Buffer>; readonly activeKeyId: string };
+  readonly totpWindow: number;
 }
 
 export function loadApiConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   const raw = readEnv(apiEnvSpec, env);
+  if (!raw.TWOFOLD_MASTER_KEYS.has(raw.TWOFOLD_ACTIVE_KEY_ID)) {
+    throw new ConfigError([`TWOFOLD_ACTIVE_KEY_ID: "${raw.TWOFOLD_ACTIVE_KEY_ID}" is not a key id of TWOFOLD_MASTER_KEYS`]);
+  }
+  if (raw.TWOFOLD_ADMIN_KEY.length < 32) {
+    throw new ConfigError(['TWOFOLD_ADMIN_KEY: must be at least 32 characters (a random secret)']);
+  }
   return deepFreeze({
     ...toCommonConfig(raw, 'api'),
     http: { port: raw.API_PORT, host: raw.API_HOST, publicUrl: raw.TWOFOLD_PUBLIC_URL },
     adminKey: raw.TWOFOLD_ADMIN_KEY,
+    secrets: { masterKeys: raw.TWOFOLD_MASTER_KEYS, activeKeyId: raw.TWOFOLD_ACTIVE_KEY_ID },
+    totpWindow: raw.TOTP_WINDOW,
   });
 }

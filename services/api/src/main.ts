@@ -2,8 +2,17 @@ import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka, pingKafka } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
-import { createDecisionStore } from '@twofold/state';
-import { createAppsRepository, createPool, pingPostgres } from '@twofold/store';
+import { createSecretKeyRing } from '@twofold/otp';
+import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, createDecisionStore } from '@twofold/state';
+import {
+  createAppsRepository,
+  createEnrollmentsRepository,
+  createPolicyRepository,
+  createPool,
+  pingPostgres,
+} from '@twofold/store';
+import { createCodeVerifier, createEnrollmentService, createPolicySnapshot } from '@twofold/verification';
+import { readLockForVerification } from './lock-reader.js';
 import {
   createLogger,
   createServiceMetrics,
@@ -31,6 +40,23 @@ const pool = createPool({
 const apps = createAppsRepository(pool);
 const decisions = createDecisionStore(redis, config.redis.keyPrefix);
 const waiter = createDecisionWaiter({ subscriber, decisions, keyPrefix: config.redis.keyPrefix });
+const keyRing = createSecretKeyRing(config.secrets.masterKeys, config.secrets.activeKeyId);
+const enrollments = createEnrollmentsRepository(pool);
+const challenges = createChallengeStore(redis, config.redis.keyPrefix);
+const policies = createPolicyRepository(pool);
+const policySnapshot = createPolicySnapshot({ repository: policies, logger });
+const codeVerifier = createCodeVerifier({
+  challenges,
+  enrollments,
+  keyRing,
+  redis,
+  keyPrefix: config.redis.keyPrefix,
+  producer,
+  readLock: readLockForVerification(redis, config.redis.keyPrefix),
+  window: config.totpWindow,
+  maxAttempts: CHALLENGE_MAX_ATTEMPTS,
+});
+const enrollment = createEnrollmentService({ enrollments, keyRing, redis, keyPrefix: config.redis.keyPrefix, producer });
 
 const app = await buildApi({
   logger,
@@ -40,6 +66,11 @@ const app = await buildApi({
   auth: createAuthenticator({ apps, adminKey: config.adminKey }),
   waiter,
   publicUrl: config.http.publicUrl,
+  challenges,
+  codeVerifier,
+  enrollment,
+  policies,
+  policySnapshot,
   readiness: async () => ({
     kafka: producer.isConnected() && (await pingKafka(kafka)),
     redis: await pingRedis(redis),
@@ -49,6 +80,7 @@ const app = await buildApi({
 
 await producer.connect();
 await waiter.start();
+await policySnapshot.start();
 await app.listen({ port: config.http.port, host: config.http.host });
 
 stopOnSignals(
@@ -57,6 +89,7 @@ stopOnSignals(
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
       { name: 'http', close: () => app.close() },
+      { name: 'policy', close: policySnapshot.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => Promise.all([redis.quit(), waiter.stop()]) },
       { name: 'postgres', close: () => pool.end() },

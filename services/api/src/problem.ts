@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
+import { VerificationError } from '@twofold/verification';
 
 /** An RFC 9457 problem: a status, a stable type, and a detail a person can act on. */
 export class Problem extends Error {
@@ -41,6 +42,7 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
     if (error instanceof Problem) return sendProblem(reply, error);
+    if (error instanceof VerificationError) return sendProblem(reply, fromVerificationError(error));
     if (error.validation) {
       const first = error.validation[0];
       const where = `${error.validationContext ?? 'body'}${first?.instancePath?.replaceAll('/', '.') ?? ''}`;
@@ -87,5 +89,22 @@ export function installProblemHandlers(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, problems.notFound(`no route ${request.method} ${request.url.split('?')[0]}`)),
+  );
+}
+
+const VERIFICATION_STATUS = { malformed: 400, not_found: 404, conflict: 409, unavailable: 503 } as const;
+const VERIFICATION_TITLE = {
+  malformed: 'Invalid request',
+  not_found: 'Not Found',
+  conflict: 'Conflict',
+  unavailable: 'Service Unavailable',
+} as const;
+
+export function fromVerificationError(error: VerificationError): Problem {
+  return new Problem(
+    VERIFICATION_STATUS[error.code],
+    error.code.replace('_', '-'),
+    VERIFICATION_TITLE[error.code],
+    error.message,
   );
 }

@@ -1,7 +1,10 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
-import { createRedis } from '@twofold/redis';
+import { createRedis, type Redis } from '@twofold/redis';
+import { createEnrollmentsRepository, createPolicyRepository, createPool } from '@twofold/store';
+import { createPolicySnapshot } from '@twofold/verification';
+import { createLoginStateReader } from './login-state.reader.js';
 import {
   createLogger,
   createServiceMetrics,
@@ -19,11 +22,35 @@ const metrics = createServiceMetrics('verifier');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 const redis = createRedis(config.redis.url, 'state');
+const pool = createPool({
+  url: config.database.url,
+  schema: config.database.schema,
+  max: config.database.poolSize,
+});
+
+// Until the session and lockout readers land in @twofold/state: sessions read as not
+// verified (never skips) and no lock is seen. A Redis error still fails closed.
+const pingThen = async <T>(client: Redis, value: T): Promise<T> => {
+  await client.ping();
+  return value;
+};
+const state = createLoginStateReader({
+  sessionsVerified: (sessions) => pingThen(redis, new Map(sessions.map((s) => [s, false]))),
+  locks: (logins) =>
+    pingThen(
+      redis,
+      logins.map(() => ({ userLock: null, userIpLock: null, forceSecondFactor: false })),
+    ),
+});
 
 const verifier = buildVerifier({
   kafka,
   producer,
   redis,
+  pool,
+  enrollments: createEnrollmentsRepository(pool),
+  policy: createPolicySnapshot({ repository: createPolicyRepository(pool), logger }),
+  state,
   logger,
   metrics,
   groupId: `${config.kafka.groupPrefix}twofold-verifier`,
@@ -48,6 +75,7 @@ stopOnSignals(
       { name: 'consumer', close: verifier.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => redis.quit() },
+      { name: 'postgres', close: () => pool.end() },
       { name: 'health', close: health.close },
       { name: 'tracing', close: stopTracing },
     ],

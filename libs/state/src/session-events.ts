@@ -1,0 +1,235 @@
+import type { Redis } from '@twofold/redis';
+
+/**
+ * The replay buffer of session events for server-sent events: a Redis Stream written by
+ * the session broadcaster and read by every api replica. Stream ids (`<ms>-<seq>`) are the
+ * SSE event ids, so a client resumes with `Last-Event-ID` from exactly where it was.
+ */
+
+/** One session event as stored: its stream id, CloudEvents type and JSON text. */
+export interface SessionStreamEntry {
+  id: string;
+  type: string;
+  json: string;
+}
+
+export const DEFAULT_SESSION_STREAM_MAXLEN = 100_000;
+
+export function sessionEventStreamKey(prefix: string): string {
+  return `${prefix}session-events`;
+}
+
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+export function isStreamId(value: string): boolean {
+  return STREAM_ID.test(value);
+}
+
+/** Orders two stream ids (negative, zero, positive). */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = BigInt(am) - BigInt(bm);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(as) - BigInt(bs);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+/** Appends events (trimming the stream to about maxLen entries); returns their ids. */
+export async function appendSessionEvents(
+  redis: Redis,
+  prefix: string,
+  events: readonly { type: string; json: string }[],
+  maxLen: number = DEFAULT_SESSION_STREAM_MAXLEN,
+): Promise<string[]> {
+  if (events.length === 0) return [];
+  const key = sessionEventStreamKey(prefix);
+  const pipeline = redis.pipeline();
+  for (const event of events) {
+    pipeline.xadd(key, 'MAXLEN', '~', maxLen, '*', 'type', event.type, 'event', event.json);
+  }
+  const replies = (await pipeline.exec()) ?? [];
+  return replies.map(([err, id]) => {
+    if (err) throw err;
+    return id as string;
+  });
+}
+
+type RawEntry = [id: string, fields: string[]];
+function toEntries(raw: readonly RawEntry[]): SessionStreamEntry[] {
+  return raw.map(([id, fields]) => {
+    const entry: SessionStreamEntry = { id, type: '', json: '' };
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 'type') entry.type = fields[i + 1]!;
+      else if (fields[i] === 'event') entry.json = fields[i + 1]!;
+    }
+    return entry;
+  });
+}
+
+/** Entries strictly after `afterId`, oldest first, at most `count`. */
+export async function readSessionEventsAfter(
+  redis: Redis,
+  prefix: string,
+  afterId: string,
+  count = 500,
+): Promise<SessionStreamEntry[]> {
+  const raw = (await redis.xrange(
+    sessionEventStreamKey(prefix),
+    `(${afterId}`,
+    '+',
+    'COUNT',
+    count,
+  )) as RawEntry[];
+  return toEntries(raw);
+}
+
+interface StreamInfo {
+  lastGeneratedId: string;
+  maxDeletedId: string;
+}
+async function streamInfo(redis: Redis, prefix: string): Promise<StreamInfo | undefined> {
+  try {
+    const flat = (await redis.xinfo('STREAM', sessionEventStreamKey(prefix))) as unknown[];
+    const info = new Map<string, unknown>();
+    for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
+    return {
+      lastGeneratedId: String(info.get('last-generated-id') ?? '0-0'),
+      maxDeletedId: String(info.get('max-deleted-entry-id') ?? '0-0'),
+    };
+  } catch (err) {
+    if (/no such key/i.test((err as Error).message)) return undefined;
+    throw err;
+  }
+}
+
+export interface SessionEventSubscription {
+  /** True when events after the requested id were trimmed away (or the id is unknown): the client missed some. */
+  readonly gap: boolean;
+  unsubscribe(): void;
+}
+
+export type SessionEventListener = (entries: readonly SessionStreamEntry[]) => void;
+
+export interface SessionEventFeed {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /**
+   * Delivers every entry after `afterId` (the client's Last-Event-ID), then live ones, in
+   * order, each once; without `afterId`, live entries only. `onGap` runs before the catch-up
+   * when entries after `afterId` are gone. Resolves once the catch-up is sent.
+   */
+  subscribe(
+    afterId: string | undefined,
+    listener: SessionEventListener,
+    onGap?: () => void,
+  ): Promise<SessionEventSubscription>;
+  isRunning(): boolean;
+}
+
+/**
+ * One reader per process that follows the stream with XREAD BLOCK on its own connection
+ * (`reader`, which must allow blocking commands) and fans entries out to subscribers.
+ * Catch-up reads use `redis`.
+ */
+export function createSessionEventFeed(deps: {
+  reader: Redis;
+  redis: Redis;
+  prefix: string;
+  blockMs?: number;
+  onError?: (err: unknown) => void;
+}): SessionEventFeed {
+  const key = sessionEventStreamKey(deps.prefix);
+  const blockMs = deps.blockMs ?? 5_000;
+  const listeners = new Set<SessionEventListener>();
+  let running = false;
+  let loop: Promise<void> | undefined;
+
+  async function follow(from: string): Promise<void> {
+    let position = from;
+    while (running) {
+      try {
+        const reply = (await deps.reader.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, position)) as
+          [string, RawEntry[]][] | null;
+        const raw = reply?.[0]?.[1];
+        if (!raw || raw.length === 0) continue;
+        const entries = toEntries(raw);
+        position = entries[entries.length - 1]!.id;
+        for (const listener of listeners) {
+          try {
+            listener(entries);
+          } catch (err) {
+            deps.onError?.(err);
+          }
+        }
+      } catch (err) {
+        if (!running) return;
+        deps.onError?.(err);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  }
+
+  return {
+    async start() {
+      if (running) return;
+      const info = await streamInfo(deps.redis, deps.prefix);
+      running = true;
+      loop = follow(info?.lastGeneratedId ?? '0-0');
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      listeners.clear();
+      // Breaks the XREAD BLOCK at once; the reader connection is the feed's own.
+      deps.reader.disconnect();
+      await loop;
+    },
+    isRunning: () => running,
+    async subscribe(afterId, listener, onGap) {
+      if (afterId === undefined) {
+        listeners.add(listener);
+        return { gap: false, unsubscribe: () => listeners.delete(listener) };
+      }
+      // Listen first (buffering), then catch up from the stream, then hand over: an entry
+      // written meanwhile is either in the catch-up or in the buffer, and ids filter doubles.
+      let live = false;
+      let lastSent = afterId;
+      const buffered: SessionStreamEntry[] = [];
+      const forward = (entries: readonly SessionStreamEntry[]) => {
+        const fresh = entries.filter((e) => compareStreamIds(e.id, lastSent) > 0);
+        if (fresh.length === 0) return;
+        lastSent = fresh[fresh.length - 1]!.id;
+        listener(fresh);
+      };
+      const own: SessionEventListener = (entries) => (live ? forward(entries) : buffered.push(...entries));
+      listeners.add(own);
+      try {
+        const info = await streamInfo(deps.redis, deps.prefix);
+        let gap = false;
+        if (!info) {
+          gap = afterId !== '0-0';
+          lastSent = '0-0';
+        } else if (compareStreamIds(afterId, info.lastGeneratedId) > 0) {
+          // An id this stream never issued (another environment, or Redis was reset).
+          gap = true;
+          lastSent = info.lastGeneratedId;
+        } else {
+          gap = compareStreamIds(info.maxDeletedId, afterId) > 0;
+        }
+        if (gap) onGap?.();
+        for (;;) {
+          const page = await readSessionEventsAfter(deps.redis, deps.prefix, lastSent, 500);
+          forward(page);
+          if (page.length < 500) break;
+        }
+        forward(buffered);
+        buffered.length = 0;
+        live = true;
+        return { gap, unsubscribe: () => listeners.delete(own) };
+      } catch (err) {
+        listeners.delete(own);
+        throw err;
+      }
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import Type from 'typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  APP_ID_PATTERN,
+  PolicySettingsSchema,
+  RuleModeSchema,
+  createEvent,
+  normalizeUsername,
+  type PolicySettings,
+} from '@twofold/contracts';
+import type { EventProducer } from '@twofold/kafka';
+import type { PolicyRepository, RuleKind } from '@twofold/store';
+import { mergeSettings, toPolicyView, type PolicySnapshot } from '@twofold/verification';
+import type { Authenticator } from '../auth.js';
+import { problems } from '../problem.js';
+
+const Rule = Type.Object({ mode: RuleModeSchema }, { additionalProperties: false });
+const RuleView = Type.Object({
+  kind: Type.String(),
+  subject: Type.String(),
+  mode: Type.String(),
+  updatedAt: Type.String(),
+});
+const PolicyView = Type.Object({
+  settings: PolicySettingsSchema,
+  rules: Type.Array(RuleView),
+  version: Type.String(),
+});
+const SettingsPatch = Type.Partial(PolicySettingsSchema, { additionalProperties: false });
+
+const KINDS: Record<string, RuleKind> = { users: 'user', groups: 'group', apps: 'app' };
+
+/**
+ * The admin policy: global settings, and rules per user, group and app. Changes are
+ * audited (twofold.admin.v1) and reach every replica within a second (policy version).
+ */
+export function adminPolicyRoute(deps: {
+  auth: Authenticator;
+  policies: PolicyRepository;
+  snapshot: PolicySnapshot;
+  producer: EventProducer;
+}): FastifyPluginAsyncTypebox {
+  const audit = (type: string, subject: string, data: Record<string, unknown>) =>
+    deps.producer.publish('admin', [
+      createEvent(`twofold.admin.${type}`, 'service/api', subject, { actor: 'admin', ...data }),
+    ]);
+
+  return async (app) => {
+    app.get(
+      '/v1/admin/policy',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'The global policy and every rule',
+          response: { 200: PolicyView },
+        },
+      },
+      async (request) => {
+        deps.auth.requireAdmin(request);
+        const stored = await deps.policies.load();
+        return {
+          settings: toPolicyView(stored).settings,
+          version: stored.version,
+          rules: stored.rules.map((r) => ({ ...r, updatedAt: r.updatedAt.toISOString() })),
+        };
+      },
+    );
+
+    app.put(
+      '/v1/admin/policy',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Change global settings (fields not sent are kept)',
+          body: SettingsPatch,
+          response: { 200: Type.Object({ settings: PolicySettingsSchema }) },
+        },
+      },
+      async (request) => {
+        deps.auth.requireAdmin(request);
+        const current = toPolicyView(await deps.policies.load()).settings;
+        const next: PolicySettings = mergeSettings(current, request.body as Partial<PolicySettings>);
+        await deps.policies.saveSettings(next, 'admin');
+        await deps.snapshot.reload();
+        await audit('policy_changed', 'admin', { settings: next });
+        return { settings: next };
+      },
+    );
+
+    const Params = Type.Object({
+      kind: Type.Union([Type.Literal('users'), Type.Literal('groups'), Type.Literal('apps')]),
+      subject: Type.String({ minLength: 1, maxLength: 256 }),
+    });
+    const subjectOf = (kind: RuleKind, raw: string) => {
+      if (kind === 'user') return normalizeUsername(raw);
+      if (kind === 'app' && !new RegExp(APP_ID_PATTERN).test(raw))
+        throw problems.invalid(`"${raw}" is not an app id`);
+      return raw; // group names compare exactly, as the IdP or Crowd sends them
+    };
+
+    app.put(
+      '/v1/admin/policy/:kind/:subject',
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Set the rule of a user, group or app (require | exempt)',
+          params: Params,
+          body: Rule,
+          response: {
+            200: Type.Object({ kind: Type.String(), subject: Type.String(), mode: Type.String() }),
+          },
+        },
+      },
+      async (request) => {
+        deps.auth.requireAdmin(request);
+        const kind = KINDS[request.params.kind]!;
+        const subject = subjectOf(kind, request.params.subject);
+        await deps.policies.setRule(kind, subject, request.body.mode, 'admin');
+        await deps.snapshot.reload();
+        await audit('policy_rule_set', 'admin', { kind, subject, mode: request.body.mode });
+        return { kind, subject, mode: request.body.mode };
+      },
+    );
+
+    app.delete(
+      '/v1/admin/policy/:kind/:subject',
+      { schema: { tags: ['admin'], summary: 'Remove the rule of a user, group or app', params: Params } },
+      async (request, reply) => {
+        deps.auth.requireAdmin(request);
+        const kind = KINDS[request.params.kind]!;
+        const subject = subjectOf(kind, request.params.subject);
+        if (!(await deps.policies.deleteRule(kind, subject)))
+          throw problems.notFound(`no rule for ${kind} ${subject}`);
+        await deps.snapshot.reload();
+        await audit('policy_rule_removed', 'admin', { kind, subject });
+        return reply.code(204).send();
+      },
+    );
+  };
+}
