@@ -1,6 +1,7 @@
 import { createEvent } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import {
+  SecretDecryptionError,
   decryptSecret,
   findBackupCodeIndex,
   normalizeBackupCode,
@@ -86,7 +87,17 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
         : 'replayed';
     }
     if (code.digits.length !== enrollment.digits) return 'bad_code';
-    const secret = decryptSecret(deps.keyRing, challenge.username, enrollment.secretCiphertext);
+    let secret: string;
+    try {
+      secret = decryptSecret(deps.keyRing, challenge.username, enrollment.secretCiphertext);
+    } catch (err) {
+      if (!(err instanceof SecretDecryptionError)) throw err;
+      // Tampered, copied from another user, or under a retired key: never accept a code.
+      throw new VerificationError(
+        'conflict',
+        `the stored authenticator of ${challenge.username} cannot be decrypted (${err.failure}); an admin must reset it`,
+      );
+    }
     const result = await verifyTotp(secret, code.digits, {
       algorithm: enrollment.algorithm,
       digits: enrollment.digits,
