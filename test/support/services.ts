@@ -48,7 +48,14 @@ export async function startServices(
     const metricsPort = await freePort();
     const child = spawn(
       process.execPath,
-      ['--conditions=twofold-source', '--import', 'tsx', `services/${name}/src/main.ts`],
+      [
+        '--conditions=twofold-source',
+        '--import',
+        'tsx',
+        '--import',
+        '@twofold/telemetry/register',
+        `services/${name}/src/main.ts`,
+      ],
       {
         cwd: REPO_ROOT,
         env: { ...env, METRICS_PORT: String(metricsPort) },

@@ -1,6 +1,12 @@
 import type { Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
 import { DLQ_HEADERS, parseEvent, type AnyTwofoldEvent, type TopicRole } from '@twofold/contracts';
-import { contextFromHeaders, type Context, type Logger, type ServiceMetrics } from '@twofold/telemetry';
+import {
+  contextFromHeaders,
+  inConsumerSpan,
+  type Context,
+  type Logger,
+  type ServiceMetrics,
+} from '@twofold/telemetry';
 import type { EventProducer } from './producer.js';
 
 /** A consumed message whose event passed validation. */
@@ -200,7 +206,19 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
     await retrying(
       async () => {
-        const outcome = valid.length > 0 ? await handle(valid) : undefined;
+        const outcome =
+          valid.length > 0
+            ? await inConsumerSpan(
+                `process ${batch.topic}`,
+                valid.map((v) => v.traceContext),
+                {
+                  'messaging.system': 'kafka',
+                  'messaging.destination.name': batch.topic,
+                  'messaging.batch.message_count': valid.length,
+                },
+                () => handle(valid),
+              )
+            : undefined;
         const rejected = (outcome?.rejected ?? []).map(({ item, reason }) => ({
           topic: item.topic,
           partition: item.partition,

@@ -1,12 +1,16 @@
 import {
+  SpanKind,
+  SpanStatusCode,
   context,
   propagation,
+  trace,
   type Context,
+  type Link,
   type TextMapGetter,
   type TextMapSetter,
 } from '@opentelemetry/api';
 
-export { context, type Context };
+export { context, trace, type Context };
 
 /** Kafka headers as kafkajs exposes them: values may be Buffers, strings or arrays. */
 export type MessageHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined>;
@@ -37,4 +41,39 @@ export function traceHeaders(active: Context = context.active()): Record<string,
 /** The context a producer put in a message's headers (the root context when none). */
 export function contextFromHeaders(headers: MessageHeaders | undefined): Context {
   return headers ? propagation.extract(context.active(), headers, headerGetter) : context.active();
+}
+
+/**
+ * Runs fn inside a consumer span for a batch: its parent is the first message's trace (so
+ * a one-message batch continues the producer's trace), with a link to every message's.
+ * Events published inside fn carry this span in their headers.
+ */
+export async function inConsumerSpan<T>(
+  name: string,
+  messageContexts: readonly Context[],
+  attributes: Record<string, string | number>,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const tracer = trace.getTracer('twofold-kafka');
+  const links: Link[] = messageContexts
+    .map((ctx) => trace.getSpanContext(ctx))
+    .filter((sc) => sc !== undefined)
+    .map((sc) => ({ context: sc }));
+  const parent = messageContexts[0] ?? context.active();
+  return tracer.startActiveSpan(
+    name,
+    { kind: SpanKind.CONSUMER, links, attributes },
+    parent,
+    async (span) => {
+      try {
+        return await fn();
+      } catch (err) {
+        span.recordException(err as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw err;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
