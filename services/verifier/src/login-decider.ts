@@ -9,7 +9,8 @@ type Login = TwofoldEvent<'twofold.login.succeeded'>;
 
 /** What Redis says about one login's user, IP and session; throws when Redis cannot answer. */
 export interface LoginStateReader {
-  sessionVerified(sessions: readonly string[]): Promise<ReadonlyMap<string, boolean>>;
+  /** Whether each session is verified for that very user (a session verified for another user does not count). */
+  sessionVerified(logins: readonly { session: string; username: string }[]): Promise<readonly boolean[]>;
   /** The user lock, the (user, IP) lock and the "force a second factor" flag. */
   lockState(
     logins: readonly { username: string; ip: string }[],
@@ -51,7 +52,8 @@ export function createLoginDecider(deps: {
         'enrollment state',
       ),
       orUnknown(
-        () => deps.state.sessionVerified(fresh.map((l) => l.data.session)),
+        () =>
+          deps.state.sessionVerified(fresh.map((l) => ({ session: l.data.session, username: l.subject }))),
         deps.logger,
         'session state',
       ),
@@ -72,7 +74,7 @@ export function createLoginDecider(deps: {
           login: login.data,
           policy: policyFor(view, login.subject),
           state: {
-            sessionVerified: sessions === UNKNOWN ? UNKNOWN : (sessions.get(login.data.session) ?? false),
+            sessionVerified: sessions === UNKNOWN ? UNKNOWN : sessions[i] === true,
             enrolled: enrolled === UNKNOWN ? UNKNOWN : enrolled.has(login.subject),
             lock,
             forceSecondFactor: locks === UNKNOWN ? UNKNOWN : locks[i]!.forceSecondFactor,

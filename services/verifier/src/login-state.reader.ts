@@ -6,7 +6,7 @@ import type { LoginStateReader } from './login-decider.js';
  * it: sessions (session broadcaster) and lockouts (lockout detector).
  */
 export function createLoginStateReader(parts: {
-  sessionsVerified: (sessions: readonly string[]) => Promise<ReadonlyMap<string, boolean>>;
+  sessionsVerified: LoginStateReader['sessionVerified'];
   locks: (
     logins: readonly { username: string; ip: string }[],
   ) => Promise<readonly { userLock: Lock | null; userIpLock: Lock | null; forceSecondFactor: boolean }[]>;
