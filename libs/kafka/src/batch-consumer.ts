@@ -53,6 +53,8 @@ export interface BatchConsumerOptions {
   fromBeginning?: boolean;
   /** How soon a dead member's partitions move to another replica (kafkajs heartbeats between batches). */
   sessionTimeoutMs?: number;
+  /** How often resolved offsets are committed in the background. */
+  commitIntervalMs?: number;
   /** Upper bound of the wait between retries of a failing handler. */
   maxRetryDelayMs?: number;
 }
@@ -69,7 +71,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Runs a consumer group in batches with at-least-once delivery and exactly-once effect:
  * the handler's effect happens first (it must be idempotent by event id), bad messages go
- * to the DLQ with the reason and their coordinates, and only then are offsets committed.
+ * to the DLQ with the reason and their coordinates, and only then is the batch's offset
+ * resolved for commit.
  * A failing handler is retried with backoff, never skipped, so nothing is lost.
  */
 export function createBatchConsumer(options: BatchConsumerOptions): BatchConsumer {
@@ -150,15 +153,18 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     }
   }
 
+  /**
+   * Marks the batch done once its effect happened. kafkajs commits resolved offsets in the
+   * background (every autoCommitInterval, and on rebalance and stop), so no batch waits a
+   * commit round trip; a crash before that commit only means a redelivery, which every
+   * effect absorbs (idempotent by event id).
+   */
   async function commit(
-    topic: string,
-    partition: number,
     lastOffset: string,
     resolveOffset: (offset: string) => void,
     heartbeat: () => Promise<void>,
-  ): Promise<void> {
+  ) {
     resolveOffset(lastOffset);
-    await consumer.commitOffsets([{ topic, partition, offset: (BigInt(lastOffset) + 1n).toString() }]);
     await heartbeat();
   }
 
@@ -181,7 +187,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         isRunning,
         isStale,
       );
-      await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+      await commit(batch.lastOffset(), resolveOffset, heartbeat);
       metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, raw.length);
       return;
     }
@@ -235,7 +241,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       isRunning,
       isStale,
     );
-    await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+    await commit(batch.lastOffset(), resolveOffset, heartbeat);
 
     metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, valid.length);
     if (invalid.length) metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'dlq' }, invalid.length);
@@ -254,7 +260,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         fromBeginning: options.fromBeginning ?? true,
       });
       await consumer.run({
-        autoCommit: false,
+        autoCommit: true,
+        autoCommitInterval: options.commitIntervalMs ?? 250,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
         eachBatch: processBatch,

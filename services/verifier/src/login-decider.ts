@@ -1,6 +1,6 @@
 import type { SecondFactorDecided, TwofoldEvent } from '@twofold/contracts';
 import { UNKNOWN, combineLocks, decideSecondFactor, type Lock, type Unknown } from '@twofold/policy';
-import { newChallengeId, type ChallengeStore, type DecisionStore } from '@twofold/state';
+import { newChallengeId, type ChallengeStore } from '@twofold/state';
 import type { EnrollmentsRepository } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 import { policyFor, type PolicySnapshot } from '@twofold/verification';
@@ -29,21 +29,19 @@ async function orUnknown<T>(read: () => Promise<T>, logger: Logger, what: string
 /**
  * Decides a batch of successful logins. State is read in bulk (one query for enrollment,
  * one round trip per Redis read); what cannot be read is UNKNOWN, which the pure policy
- * turns into `challenge/state_unavailable`, never a skip. A login decided before (a
- * redelivery) gets its stored decision back, challenge id included.
+ * turns into `challenge/state_unavailable`, never a skip. (A redelivered login is decided
+ * again; the login handler keeps the first decision, challenge id included.)
  */
 export function createLoginDecider(deps: {
   policy: PolicySnapshot;
   enrollments: EnrollmentsRepository;
   state: LoginStateReader;
   challenges: ChallengeStore;
-  decisions: DecisionStore;
   logger: Logger;
 }) {
   return async function decide(logins: readonly Login[]): Promise<SecondFactorDecided[]> {
     if (logins.length === 0) return [];
-    const previous = await Promise.all(logins.map((l) => deps.decisions.get(l.id).catch(() => undefined)));
-    const fresh = logins.filter((_, i) => previous[i] === undefined);
+    const fresh = logins;
 
     const [enrolled, sessions, locks] = await Promise.all([
       orUnknown(
@@ -105,7 +103,6 @@ export function createLoginDecider(deps: {
         }
       }),
     );
-    let next = 0;
-    return logins.map((_, i) => previous[i] ?? decided[next++]!);
+    return decided;
   };
 }

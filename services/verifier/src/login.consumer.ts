@@ -36,16 +36,19 @@ export function createLoginHandler(deps: {
       ),
     );
     // Deterministic ids: a redelivered login yields the same event id, which the audit
-    // sink and every consumer de-duplicate on.
-    await deps.producer.publish(
-      'secondFactor',
-      kept.map((d, i) =>
-        createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, d, {
-          id: `decided-${logins[i]!.id}`,
-        }),
+    // sink and every consumer de-duplicate on. Waiting api requests hear the decision at
+    // once; it is kept in Redis first, so a crash before the publish repeats it unchanged.
+    await Promise.all([
+      deps.producer.publish(
+        'secondFactor',
+        kept.map((d, i) =>
+          createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, d, {
+            id: `decided-${logins[i]!.id}`,
+          }),
+        ),
       ),
-    );
-    await deps.decisions.announce(kept).catch(() => undefined);
+      deps.decisions.announce(kept).catch(() => undefined),
+    ]);
     const now = Date.now();
     for (const [i, d] of kept.entries()) {
       deps.decisionsTotal.inc({ decision: d.decision, reason: d.reason });

@@ -41,7 +41,6 @@ export function buildVerifier(deps: VerifierDeps) {
     enrollments: deps.enrollments,
     state: deps.state,
     challenges: createChallengeStore(deps.redis, deps.keyPrefix),
-    decisions,
     logger: deps.logger,
   });
   const consumer = createBatchConsumer({
@@ -51,7 +50,7 @@ export function buildVerifier(deps: VerifierDeps) {
     producer: deps.producer,
     logger: deps.logger,
     metrics: deps.metrics,
-    partitionsConsumedConcurrently: 4,
+    partitionsConsumedConcurrently: 12,
     handle: createLoginHandler({
       decide,
       decisions,
