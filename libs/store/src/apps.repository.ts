@@ -9,6 +9,13 @@ export interface AppRecord {
   createdAt: Date;
 }
 
+/** Where and with which secret session webhooks go for one app. */
+export interface WebhookTarget {
+  appId: string;
+  webhookUrl: string;
+  webhookSecret: string;
+}
+
 /** SHA-256 of an API key: keys are 256-bit random tokens, so a fast hash is enough. */
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
@@ -61,6 +68,22 @@ export function createAppsRepository(pool: Pool) {
         [appId],
       );
       return rows[0] ? toApp(rows[0]) : undefined;
+    },
+    /** Apps with a webhook URL, with their signing secret (the session broadcaster delivers to them). */
+    async webhookTargets(): Promise<WebhookTarget[]> {
+      const { rows } = await pool.query<{ app_id: string; webhook_url: string; webhook_secret: string }>(
+        `SELECT app_id, webhook_url, webhook_secret FROM apps
+          WHERE webhook_url IS NOT NULL AND disabled_at IS NULL ORDER BY app_id`,
+      );
+      return rows.map((r) => ({ appId: r.app_id, webhookUrl: r.webhook_url, webhookSecret: r.webhook_secret }));
+    },
+    /** The app's webhook signing secret (`whsec_…`), generated when the app was registered. */
+    async webhookSecret(appId: string): Promise<string | undefined> {
+      const { rows } = await pool.query<{ webhook_secret: string }>(
+        'SELECT webhook_secret FROM apps WHERE app_id = $1',
+        [appId],
+      );
+      return rows[0]?.webhook_secret;
     },
     async list(): Promise<AppRecord[]> {
       const { rows } = await pool.query<AppRow>(

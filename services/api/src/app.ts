@@ -25,6 +25,9 @@ import { challengesRoute } from './routes/challenges.route.js';
 import { enrollmentsRoute } from './routes/enrollments.route.js';
 import { healthRoute } from './routes/health.route.js';
 import { loginEventsRoute } from './routes/login-events.route.js';
+import { adminWebhooksRoute } from './routes/admin-webhooks.route.js';
+import { sessionEventsRoute } from './routes/session-events.route.js';
+import { sessionsRoute, type SessionApiDeps } from './routes/sessions.route.js';
 
 // Same `ip` format as the event contracts use.
 type AjvPlugin = NonNullable<NonNullable<FastifyServerOptions['ajv']>['plugins']>[number];
@@ -53,6 +56,8 @@ export interface ApiDeps {
   enrollment: EnrollmentService;
   policies: PolicyRepository;
   policySnapshot: PolicySnapshot;
+  /** Session state, session events (SSE) and webhook admin; without it those routes are absent. */
+  sessions?: SessionApiDeps;
 }
 
 /** Builds the api without listening, so tests can inject requests or listen on port 0. */
@@ -90,5 +95,12 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     adminPolicyRoute({ auth: deps.auth, policies: deps.policies, snapshot: deps.policySnapshot, producer: deps.producer }),
   );
   await app.register(adminUsersRoute({ auth: deps.auth, enrollment: deps.enrollment }));
+  if (deps.sessions) {
+    await app.register(sessionsRoute({ auth: deps.auth, ...deps.sessions }));
+    await app.register(sessionEventsRoute({ auth: deps.auth, feed: deps.sessions.feed }));
+    await app.register(
+      adminWebhooksRoute({ auth: deps.auth, apps: deps.apps, deadLetters: deps.sessions.deadLetters }),
+    );
+  }
   return app;
 }

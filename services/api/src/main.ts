@@ -4,6 +4,7 @@ import { createEventProducer, createKafka, pingKafka } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
 import { createSecretKeyRing } from '@twofold/otp';
 import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, createDecisionStore } from '@twofold/state';
+import { createSessionEventFeed, createWebhookDeadLetters } from '@twofold/state';
 import {
   createAppsRepository,
   createEnrollmentsRepository,
@@ -57,6 +58,14 @@ const codeVerifier = createCodeVerifier({
   maxAttempts: CHALLENGE_MAX_ATTEMPTS,
 });
 const enrollment = createEnrollmentService({ enrollments, keyRing, redis, keyPrefix: config.redis.keyPrefix, producer });
+// Session events (SSE) follow the broadcaster's stream on a connection of their own (XREAD BLOCK).
+const sessionFeed = createSessionEventFeed({
+  reader: createRedis(config.redis.url, 'queue'),
+  redis,
+  prefix: config.redis.keyPrefix,
+  onError: (err) => logger.warn({ err }, 'reading the session event stream failed; retrying'),
+});
+const deadLetters = createWebhookDeadLetters({ redisUrl: config.redis.url, prefix: config.redis.keyPrefix });
 
 const app = await buildApi({
   logger,
@@ -71,6 +80,7 @@ const app = await buildApi({
   enrollment,
   policies,
   policySnapshot,
+  sessions: { redis, keyPrefix: config.redis.keyPrefix, feed: sessionFeed, deadLetters },
   readiness: async () => ({
     kafka: producer.isConnected() && (await pingKafka(kafka)),
     redis: await pingRedis(redis),
@@ -81,6 +91,7 @@ const app = await buildApi({
 await producer.connect();
 await waiter.start();
 await policySnapshot.start();
+await sessionFeed.start();
 await app.listen({ port: config.http.port, host: config.http.host });
 
 stopOnSignals(
@@ -89,6 +100,7 @@ stopOnSignals(
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
       { name: 'http', close: () => app.close() },
+      { name: 'session events', close: () => Promise.all([sessionFeed.stop(), deadLetters.close()]) },
       { name: 'policy', close: policySnapshot.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => Promise.all([redis.quit(), waiter.stop()]) },

@@ -1,10 +1,80 @@
-import { deepFreeze, readEnv, commonEnvSpec, toCommonConfig, type CommonConfig } from '@twofold/config';
+import {
+  ConfigError,
+  deepFreeze,
+  millis,
+  num,
+  readEnv,
+  commonEnvSpec,
+  toCommonConfig,
+  type CommonConfig,
+} from '@twofold/config';
 
-export const sessionBroadcasterEnvSpec = { ...commonEnvSpec } as const;
-export type SessionBroadcasterConfig = CommonConfig;
+export const sessionBroadcasterEnvSpec = {
+  ...commonEnvSpec,
+  TWOFOLD_SESSION_TTL_SECONDS: num({
+    default: 28_800,
+    desc: 'how long a verified SSO session stays verified in every app (seconds)',
+  }),
+  TWOFOLD_SESSION_STREAM_MAXLEN: num({
+    default: 100_000,
+    desc: 'session events kept in the Redis Stream that SSE clients resume from (Last-Event-ID)',
+  }),
+  TWOFOLD_WEBHOOK_ATTEMPTS: num({
+    default: 10,
+    desc: 'delivery attempts per webhook before it is dead-lettered',
+  }),
+  TWOFOLD_WEBHOOK_BACKOFF_MS: millis({
+    default: 1_000,
+    desc: 'first retry delay of a failed webhook; doubles each attempt (10 attempts ≈ 8.5 min)',
+  }),
+  TWOFOLD_WEBHOOK_TIMEOUT_MS: millis({ default: 5_000, desc: 'how long one webhook request may take' }),
+  TWOFOLD_WEBHOOK_CONCURRENCY: num({ default: 16, desc: 'webhook requests in flight per app' }),
+  TWOFOLD_WEBHOOK_REFRESH_MS: millis({
+    default: 5_000,
+    desc: 'how often the registered apps (webhook URL, secret) are re-read',
+  }),
+} as const;
+
+export interface WebhookSettings {
+  readonly attempts: number;
+  readonly backoffMs: number;
+  readonly timeoutMs: number;
+  readonly concurrency: number;
+  readonly refreshMs: number;
+}
+
+export interface SessionBroadcasterConfig extends CommonConfig {
+  readonly session: { readonly ttlSeconds: number; readonly streamMaxLen: number };
+  readonly webhooks: WebhookSettings;
+}
 
 export function loadSessionBroadcasterConfig(
   env: Record<string, string | undefined> = process.env,
 ): SessionBroadcasterConfig {
-  return deepFreeze({ ...toCommonConfig(readEnv(sessionBroadcasterEnvSpec, env), 'session-broadcaster') });
+  const raw = readEnv(sessionBroadcasterEnvSpec, env);
+  const problems: string[] = [];
+  if (!Number.isInteger(raw.TWOFOLD_SESSION_TTL_SECONDS) || raw.TWOFOLD_SESSION_TTL_SECONDS < 60) {
+    problems.push('TWOFOLD_SESSION_TTL_SECONDS: must be an integer of at least 60');
+  }
+  if (!Number.isInteger(raw.TWOFOLD_WEBHOOK_ATTEMPTS) || raw.TWOFOLD_WEBHOOK_ATTEMPTS < 1) {
+    problems.push('TWOFOLD_WEBHOOK_ATTEMPTS: must be a positive integer');
+  }
+  if (!Number.isInteger(raw.TWOFOLD_WEBHOOK_CONCURRENCY) || raw.TWOFOLD_WEBHOOK_CONCURRENCY < 1) {
+    problems.push('TWOFOLD_WEBHOOK_CONCURRENCY: must be a positive integer');
+  }
+  if (!Number.isInteger(raw.TWOFOLD_SESSION_STREAM_MAXLEN) || raw.TWOFOLD_SESSION_STREAM_MAXLEN < 1_000) {
+    problems.push('TWOFOLD_SESSION_STREAM_MAXLEN: must be an integer of at least 1000');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return deepFreeze({
+    ...toCommonConfig(raw, 'session-broadcaster'),
+    session: { ttlSeconds: raw.TWOFOLD_SESSION_TTL_SECONDS, streamMaxLen: raw.TWOFOLD_SESSION_STREAM_MAXLEN },
+    webhooks: {
+      attempts: raw.TWOFOLD_WEBHOOK_ATTEMPTS,
+      backoffMs: raw.TWOFOLD_WEBHOOK_BACKOFF_MS,
+      timeoutMs: raw.TWOFOLD_WEBHOOK_TIMEOUT_MS,
+      concurrency: raw.TWOFOLD_WEBHOOK_CONCURRENCY,
+      refreshMs: raw.TWOFOLD_WEBHOOK_REFRESH_MS,
+    },
+  });
 }

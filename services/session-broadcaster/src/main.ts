@@ -2,6 +2,7 @@ import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis } from '@twofold/redis';
+import { createAppsRepository, createPool } from '@twofold/store';
 import {
   createLogger,
   createServiceMetrics,
@@ -12,6 +13,7 @@ import {
 } from '@twofold/telemetry';
 import { loadSessionBroadcasterConfig } from './config.js';
 import { buildSessionBroadcaster } from './session-broadcaster.js';
+import { createWebhookDispatcher } from './webhook-dispatcher.js';
 
 const config = loadOrExit(loadSessionBroadcasterConfig, 'session-broadcaster');
 const logger = createLogger({ service: 'session-broadcaster', level: config.logLevel });
@@ -19,6 +21,16 @@ const metrics = createServiceMetrics('session-broadcaster');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 const redis = createRedis(config.redis.url, 'state');
+const pool = createPool({ url: config.database.url, schema: config.database.schema, max: 2 });
+const apps = createAppsRepository(pool);
+const webhooks = createWebhookDispatcher({
+  redisUrl: config.redis.url,
+  keyPrefix: config.redis.keyPrefix,
+  targets: () => apps.webhookTargets(),
+  settings: config.webhooks,
+  logger,
+  metrics,
+});
 
 const service = buildSessionBroadcaster({
   kafka,
@@ -28,6 +40,9 @@ const service = buildSessionBroadcaster({
   metrics,
   groupId: `${config.kafka.groupPrefix}twofold-session-broadcaster`,
   keyPrefix: config.redis.keyPrefix,
+  sessionTtlSeconds: () => config.session.ttlSeconds,
+  streamMaxLen: config.session.streamMaxLen,
+  webhooks,
 });
 
 await producer.connect();
@@ -45,9 +60,10 @@ stopOnSignals(
     logger,
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
-      { name: 'consumer', close: service.stop },
+      { name: 'consumer and webhook workers', close: service.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => redis.quit() },
+      { name: 'postgres', close: () => pool.end() },
       { name: 'health', close: health.close },
       { name: 'tracing', close: stopTracing },
     ],

@@ -1,19 +1,85 @@
-import { createBatchConsumer, type EventProducer, type Kafka } from '@twofold/kafka';
+import { createBatchConsumer, type ConsumedEvent, type EventProducer, type Kafka } from '@twofold/kafka';
 import { pingRedis, type Redis } from '@twofold/redis';
-import type { Logger, ServiceMetrics } from '@twofold/telemetry';
+import {
+  appendSessionEvents,
+  applySessionChanges,
+  DEFAULT_SESSION_STREAM_MAXLEN,
+  type SessionChange,
+} from '@twofold/state';
+import { Counter, type Logger, type ServiceMetrics } from '@twofold/telemetry';
+import { announcementsOf, sessionChangeOf, type SessionAnnouncement } from './session-change.js';
+import type { WebhookDispatcher } from './webhook-dispatcher.js';
 
 export interface SessionBroadcasterDeps {
   kafka: Kafka;
   producer: EventProducer;
+  /** State client (session keys, user index, the SSE stream). */
   redis: Redis;
   logger: Logger;
   metrics: ServiceMetrics;
   groupId: string;
   keyPrefix: string;
+  /** The session lifetime now in force (env today; the admin policy can supply it). */
+  sessionTtlSeconds: () => number;
+  /** Entries kept in the SSE replay stream. */
+  streamMaxLen?: number;
+  /** Webhook delivery; without it, apps hear sessions by Kafka and SSE only. */
+  webhooks?: WebhookDispatcher;
+  partitionsConsumedConcurrently?: number;
 }
 
-/** Walking skeleton: joins its consumer group and reads its topics; its rules land with its own issue. */
+/**
+ * The session broadcaster: consumes `2fa.verified` (→ verified), `logout` (→ revoked),
+ * user-scope `lockout.imposed` and session-ending admin actions (→ every session of the
+ * user revoked); keeps session state in Redis; announces `session.validated` /
+ * `session.revoked` on the session topic, to the SSE stream and to every app's webhook.
+ * State and announcements happen before the offsets are committed; a redelivered event
+ * re-announces the same event ids, which every channel de-duplicates or apps ignore.
+ */
 export function buildSessionBroadcaster(deps: SessionBroadcasterDeps) {
+  const log = deps.logger.child({ component: 'session-broadcaster' });
+  const streamMaxLen = deps.streamMaxLen ?? DEFAULT_SESSION_STREAM_MAXLEN;
+  const changesCounter =
+    (deps.metrics.registry.getSingleMetric('twofold_session_changes_total') as
+      Counter<'kind' | 'outcome'> | undefined) ??
+    new Counter({
+      name: 'twofold_session_changes_total',
+      help: 'Session changes applied, by kind (validate, revoke, revoke-user) and outcome',
+      labelNames: ['kind', 'outcome'],
+      registers: [deps.metrics.registry],
+    });
+
+  async function announce(events: readonly SessionAnnouncement[]): Promise<void> {
+    if (events.length === 0) return;
+    await Promise.all([
+      deps.producer.publish('session', events),
+      appendSessionEvents(
+        deps.redis,
+        deps.keyPrefix,
+        events.map((e) => ({ type: e.type, json: JSON.stringify(e) })),
+        streamMaxLen,
+      ),
+      deps.webhooks?.enqueue(events),
+    ]);
+  }
+
+  async function handle(batch: readonly ConsumedEvent[]): Promise<void> {
+    const changes: SessionChange[] = [];
+    for (const item of batch) {
+      const change = sessionChangeOf(item.event);
+      if (change) changes.push(change);
+    }
+    if (changes.length === 0) return;
+    const outcomes = await applySessionChanges(deps.redis, deps.keyPrefix, changes, {
+      ttlSeconds: deps.sessionTtlSeconds(),
+    });
+    for (const o of outcomes) changesCounter.inc({ kind: o.change.kind, outcome: o.outcome });
+    const events = announcementsOf(outcomes);
+    await announce(events);
+    if (events.length > 0)
+      log.debug({ changes: changes.length, announced: events.length }, 'sessions announced');
+  }
+
   const consumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: deps.groupId,
@@ -21,15 +87,25 @@ export function buildSessionBroadcaster(deps: SessionBroadcasterDeps) {
     producer: deps.producer,
     logger: deps.logger,
     metrics: deps.metrics,
-    handle: async (batch) => {
-      deps.logger.debug({ events: batch.length }, 'batch read');
-    },
+    partitionsConsumedConcurrently: deps.partitionsConsumedConcurrently ?? 4,
+    handle,
   });
+
   return {
-    start: () => consumer.start(),
-    stop: () => consumer.stop(),
+    async start() {
+      await deps.webhooks?.start();
+      await consumer.start();
+    },
+    async stop() {
+      await consumer.stop();
+      await deps.webhooks?.stop();
+    },
     async readiness() {
-      return { kafka: consumer.isReady() && deps.producer.isConnected(), redis: await pingRedis(deps.redis) };
+      return {
+        kafka: consumer.isReady() && deps.producer.isConnected(),
+        redis: await pingRedis(deps.redis),
+        ...(deps.webhooks ? { webhooks: deps.webhooks.isReady() } : {}),
+      };
     },
   };
 }

@@ -1,0 +1,164 @@
+import type { SessionEvent } from './session-event.js';
+import { createSseParser } from './sse-parser.js';
+
+export interface SessionEventsOptions {
+  /** The api's base URL, e.g. `https://twofold.example.com`. */
+  baseUrl: string;
+  /** The app's key (`Authorization: Bearer`). */
+  appKey: string;
+  /** Resume after this event (the `lastEventId` of an earlier subscription, stored by the app). */
+  lastEventId?: string;
+  /**
+   * Called once per event, in order. The position advances when it returns (or its promise
+   * resolves), so an event whose handler threw is delivered again after the reconnect.
+   */
+  onEvent: (event: SessionEvent, meta: { id: string }) => void | Promise<void>;
+  /** Events after lastEventId were trimmed from the server's buffer: re-check sessions you hold. */
+  onGap?: () => void;
+  /** Connection problems; the subscription keeps reconnecting unless the key is refused. */
+  onError?: (err: Error) => void;
+  onOpen?: () => void;
+  /** First reconnect delay (doubles up to maxReconnectDelayMs). */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /** A fetch implementation (defaults to the global one). */
+  fetch?: typeof fetch;
+}
+
+export interface SessionEventsSubscription {
+  /** The id of the last event handled: store it to resume after a restart. */
+  readonly lastEventId: string | undefined;
+  /** Closes the stream for good. */
+  close(): Promise<void>;
+  /** Drops the current connection and reconnects with Last-Event-ID (as after a network failure). */
+  reconnect(): void;
+}
+
+/** Thrown (to onError) when the api refuses the app key: the subscription stops. */
+export class SessionEventsAuthError extends Error {
+  constructor(readonly status: number) {
+    super(`the api refused the app key (HTTP ${status}); the session-events subscription stopped`);
+    this.name = 'SessionEventsAuthError';
+  }
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+  });
+
+/**
+ * Subscribes to `GET /v1/session-events` (server-sent events) and keeps the subscription
+ * alive: on any disconnect it reconnects with backoff and `Last-Event-ID`, so no event is
+ * missed while the server's replay buffer still holds it.
+ */
+export function subscribeSessionEvents(options: SessionEventsOptions): SessionEventsSubscription {
+  const doFetch = options.fetch ?? fetch;
+  const url = `${options.baseUrl.replace(/\/+$/, '')}/v1/session-events`;
+  const firstDelay = options.reconnectDelayMs ?? 500;
+  const maxDelay = options.maxReconnectDelayMs ?? 30_000;
+  const closed = new AbortController();
+  let lastEventId = options.lastEventId;
+  let connection: AbortController | undefined;
+  let serverRetry: number | undefined;
+  let manual = false;
+
+  async function connectOnce(): Promise<void> {
+    connection = new AbortController();
+    const signal = AbortSignal.any([closed.signal, connection.signal]);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${options.appKey}`,
+      accept: 'text/event-stream',
+    };
+    if (lastEventId) headers['last-event-id'] = lastEventId;
+    const response = await doFetch(url, { headers, signal });
+    if (response.status === 401 || response.status === 403) {
+      await response.body?.cancel();
+      throw new SessionEventsAuthError(response.status);
+    }
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`GET /v1/session-events answered HTTP ${response.status}`);
+    }
+    options.onOpen?.();
+    // Events are handled one after another; the parser queues them meanwhile.
+    let chain = Promise.resolve();
+    let failure: unknown;
+    const parser = createSseParser({
+      onRetry: (ms) => (serverRetry = ms),
+      onEvent: (sse) => {
+        chain = chain.then(async () => {
+          if (failure !== undefined || closed.signal.aborted) return;
+          if (sse.event === 'gap') {
+            options.onGap?.();
+            return;
+          }
+          if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
+          try {
+            await options.onEvent(JSON.parse(sse.data) as SessionEvent, { id: sse.id });
+            lastEventId = sse.id;
+          } catch (err) {
+            failure = err;
+            connection?.abort();
+          }
+        });
+      },
+    });
+    const decoder = new TextDecoder();
+    let streamError: unknown;
+    try {
+      for await (const chunk of response.body) {
+        parser.push(decoder.decode(chunk as Uint8Array, { stream: true }));
+        if (failure !== undefined) break;
+      }
+    } catch (err) {
+      streamError = err;
+    }
+    await chain;
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
+    if (streamError !== undefined) throw streamError;
+  }
+
+  const running = (async () => {
+    let attempt = 0;
+    while (!closed.signal.aborted) {
+      const started = Date.now();
+      try {
+        await connectOnce();
+        if (!closed.signal.aborted)
+          options.onError?.(new Error('the session-events stream ended; reconnecting'));
+      } catch (err) {
+        if (closed.signal.aborted) break;
+        if (err instanceof SessionEventsAuthError) {
+          options.onError?.(err);
+          break;
+        }
+        if (!(connection?.signal.aborted && (err as Error).name === 'AbortError')) {
+          options.onError?.(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
+      if (closed.signal.aborted) break;
+      // A connection that lived a while, or a reconnect asked for, starts the backoff over.
+      if (Date.now() - started > 10_000 || manual) attempt = 0;
+      manual = false;
+      await sleep(Math.min(maxDelay, (serverRetry ?? firstDelay) * 2 ** attempt), closed.signal);
+      attempt = Math.min(attempt + 1, 16);
+    }
+  })();
+
+  return {
+    get lastEventId() {
+      return lastEventId;
+    },
+    reconnect() {
+      manual = true;
+      connection?.abort();
+    },
+    async close() {
+      closed.abort();
+      connection?.abort();
+      await running;
+    },
+  };
+}

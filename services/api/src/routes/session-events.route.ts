@@ -1,0 +1,108 @@
+import Type from 'typebox';
+import type { ServerResponse } from 'node:http';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { isStreamId, type SessionEventFeed, type SessionStreamEntry } from '@twofold/state';
+import type { Authenticator } from '../auth.js';
+import { problems } from '../problem.js';
+
+const Query = Type.Object({
+  lastEventId: Type.Optional(
+    Type.String({
+      description: 'resume after this event id, for clients that cannot send the Last-Event-ID header',
+    }),
+  ),
+});
+
+/** Beyond this much unsent data a client is too slow: it is cut off and resumes with Last-Event-ID. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+const frame = (entry: SessionStreamEntry) => `id: ${entry.id}\nevent: ${entry.type}\ndata: ${entry.json}\n\n`;
+
+/**
+ * GET /v1/session-events: the session topic as server-sent events. Each event's `id` is
+ * its position in the replay buffer; a client that reconnects with `Last-Event-ID` gets
+ * every event after it, then live ones. A `gap` event says some were trimmed away.
+ */
+export function sessionEventsRoute(deps: {
+  auth: Authenticator;
+  feed: SessionEventFeed;
+  heartbeatMs?: number;
+}): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    const open = new Set<ServerResponse>();
+    // SSE responses never end by themselves: end them so close() does not wait on them.
+    app.addHook('preClose', async () => {
+      for (const res of open) res.end();
+      open.clear();
+    });
+
+    app.get(
+      '/v1/session-events',
+      {
+        schema: {
+          tags: ['sessions'],
+          summary: 'Session events (validated, revoked) as server-sent events, resumable with Last-Event-ID',
+          querystring: Query,
+          produces: ['text/event-stream'],
+        },
+      },
+      async (request, reply) => {
+        await deps.auth.requireApp(request);
+        const header = request.headers['last-event-id'];
+        const lastEventId = (Array.isArray(header) ? header[0] : header)?.trim() || request.query.lastEventId;
+        if (lastEventId !== undefined && !isStreamId(lastEventId)) {
+          throw problems.invalid('Last-Event-ID must be an event id this stream sent (like 1764320400000-0)');
+        }
+        if (!deps.feed.isRunning())
+          throw problems.unavailable('the session event stream is not running; retry shortly');
+
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        res.write('retry: 1000\n\n');
+        open.add(res);
+        let closed = false;
+        let unsubscribe = () => {};
+        const close = () => {
+          if (closed) return;
+          closed = true;
+          clearInterval(heartbeat);
+          unsubscribe();
+          open.delete(res);
+          if (!res.writableEnded) res.end();
+        };
+        const send = (text: string) => {
+          if (closed) return;
+          res.write(text);
+          if (res.writableLength > MAX_BUFFERED_BYTES) {
+            request.log.warn('session-events client too slow; closing its stream');
+            close();
+          }
+        };
+        const heartbeat = setInterval(() => send(': keep-alive\n\n'), deps.heartbeatMs ?? 15_000);
+        request.raw.on('close', close);
+        res.on('error', close);
+        try {
+          const subscription = await deps.feed.subscribe(
+            lastEventId,
+            (entries) => send(entries.map(frame).join('')),
+            () =>
+              send(
+                `event: gap\ndata: {"detail":"events after ${lastEventId} are no longer kept; re-check sessions"}\n\n`,
+              ),
+          );
+          unsubscribe = subscription.unsubscribe;
+          if (closed) unsubscribe();
+        } catch (err) {
+          request.log.error({ err }, 'session-events subscription failed');
+          close();
+        }
+      },
+    );
+  };
+}
