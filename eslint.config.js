@@ -12,7 +12,7 @@ export default tseslint.config(
     files: ['**/*.ts'],
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['vitest.config.ts', 'deploy/local/*.ts', 'test/helm/*.ts'] },
+        projectService: { allowDefaultProject: ['vitest.config.ts', 'deploy/local/*.ts'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },

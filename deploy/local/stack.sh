@@ -58,16 +58,25 @@ up_postgres() {
     local bin; bin="$(pg_bin)"
     [ -x "$bin/pg_ctl" ] || fail "postgres binaries not found under /usr/lib/postgresql/*/bin"
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
-    local data="$STATE/pgdata"
+    # Postgres refuses to run as root; its data must be reachable by the postgres user. A
+    # checkout under a private home (/root) is not, so data goes to /var/lib/twofold then.
+    local data="$STATE/pgdata" pglog="$LOGS/postgres.log"
+    if ! runuser -u postgres -- test -x "$STATE"; then
+      local alt; alt="/var/lib/twofold/$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+      mkdir -p "$alt" && chown postgres "$alt"
+      data="$alt/pgdata" pglog="$alt/postgres.log"
+      ln -sf "$pglog" "$LOGS/postgres.log"
+      echo "$data" >"$RUN/pgdata.path"
+    fi
     if [ ! -f "$data/PG_VERSION" ]; then
       mkdir -p "$data" && chown postgres "$data" && chmod 700 "$data"
       runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
         -E UTF8 --locale=C.UTF-8 >"$LOGS/postgres-init.log" 2>&1 || fail "initdb failed; see $LOGS/postgres-init.log"
     fi
     chown postgres "$LOGS"
-    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$LOGS/postgres.log" -w -t 60 \
+    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$pglog" -w -t 60 \
       -o "-p 5432 -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200 -c shared_buffers=512MB" start >/dev/null ||
-      fail "postgres did not start; see $LOGS/postgres.log"
+      fail "postgres did not start; see $pglog"
     touch "$RUN/postgres.ours"
     say "postgres: started on 5432 (data in $data)"
   fi
@@ -186,7 +195,7 @@ cmd_down() {
   stop_pid "$RUN/kafka.pid" kafka
   if alive "$RUN/redis.pid"; then stop_pid "$RUN/redis.pid" redis; fi
   if [ -f "$RUN/postgres.ours" ]; then
-    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$STATE/pgdata" -m fast stop >/dev/null 2>&1 || true
+    runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$(cat "$RUN/pgdata.path" 2>/dev/null || echo "$STATE/pgdata")" -m fast stop >/dev/null 2>&1 || true
     rm -f "$RUN/postgres.ours"
   fi
   say "stopped (state kept in .twofold/; delete it for a clean slate)"

@@ -6,7 +6,7 @@ import { hashSessionToken } from '@twofold/contracts';
 import { createPool, type Pool } from '@twofold/store';
 import { oathtoolTotp, secretOf } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
-import { isolated, type Isolated } from '../support/stack.js';
+import { eventually, isolated, type Isolated } from '../support/stack.js';
 
 let world: Isolated;
 let services: RunningServices;
@@ -65,7 +65,7 @@ async function enroll(username: string): Promise<{ secret: string; backupCodes: 
 
 beforeAll(async () => {
   world = await isolated('verifier', { database: true });
-  services = await startServices(world, ['api', 'verifier']);
+  services = await startServices(world, ['api', 'verifier', 'session-broadcaster']);
   pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 2 });
   for (const appId of ['jira', 'confluence', 'bitbucket']) {
     const res = await admin()<{ key: string }>('POST', '/v1/admin/apps', { appId });
@@ -173,6 +173,39 @@ describe('one secret, every app', () => {
       verified: true,
     });
     expect((await admin()('DELETE', '/v1/admin/users/nobody/enrollment')).status).toBe(404);
+  });
+});
+
+describe('verify once', () => {
+  it('verified in jira → confluence and bitbucket skip with session_verified; another user with that session does not', async () => {
+    const { secret } = await enroll('rita');
+    const session = newSession();
+    const jira = await login('jira', 'rita', session);
+    expect(jira.decision).toBe('challenge');
+    expect((await verify('jira', jira.challengeId!, oathtoolTotp(secret))).body).toMatchObject({
+      verified: true,
+    });
+    const skipped = await eventually(
+      async () => {
+        const decision = await login('confluence', 'rita', session);
+        return decision.decision === 'skip' ? decision : undefined;
+      },
+      10_000,
+      'confluence to skip',
+    );
+    expect(skipped).toMatchObject({ decision: 'skip', reason: 'session_verified' });
+    expect(await login('bitbucket', 'Rita', session)).toMatchObject({
+      decision: 'skip',
+      reason: 'session_verified',
+    });
+    // The session hash alone proves nothing for another user.
+    await enroll('sam');
+    expect(await login('bitbucket', 'sam', session)).toMatchObject({
+      decision: 'challenge',
+      reason: 'policy_required',
+    });
+    // A new session of the same user is asked again.
+    expect((await login('jira', 'rita', newSession())).decision).toBe('challenge');
   });
 });
 

@@ -4,6 +4,7 @@ import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis, type Redis } from '@twofold/redis';
 import { createEnrollmentsRepository, createPolicyRepository, createPool } from '@twofold/store';
 import { createPolicySnapshot } from '@twofold/verification';
+import { readSession } from '@twofold/state';
 import { createLoginStateReader } from './login-state.reader.js';
 import {
   createLogger,
@@ -28,14 +29,20 @@ const pool = createPool({
   max: config.database.poolSize,
 });
 
-// Until the session and lockout readers land in @twofold/state: sessions read as not
-// verified (never skips) and no lock is seen. A Redis error still fails closed.
+// Until the lockout reader lands in @twofold/state no lock is seen; a Redis error still
+// fails closed.
 const pingThen = async <T>(client: Redis, value: T): Promise<T> => {
   await client.ping();
   return value;
 };
 const state = createLoginStateReader({
-  sessionsVerified: (sessions) => pingThen(redis, new Map(sessions.map((s) => [s, false]))),
+  sessionsVerified: (logins) =>
+    Promise.all(
+      logins.map(async ({ session, username }) => {
+        const current = await readSession(redis, config.redis.keyPrefix, session);
+        return current.verified && current.username === username;
+      }),
+    ),
   locks: (logins) =>
     pingThen(
       redis,

@@ -1,0 +1,468 @@
+{{/* Names, labels and the shared pieces of every service's objects. */}}
+
+{{- define "twofold.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "twofold.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "twofold.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The services: values key → component name (also the folder under services/). */}}
+{{- define "twofold.components" -}}
+api: api
+verifier: verifier
+lockoutDetector: lockout-detector
+sessionBroadcaster: session-broadcaster
+auditSink: audit-sink
+{{- end -}}
+
+{{/* The consumer services (Kafka consumer groups), values keys. */}}
+{{- define "twofold.consumers" -}}
+- verifier
+- lockoutDetector
+- sessionBroadcaster
+- auditSink
+{{- end -}}
+
+{{- define "twofold.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "twofold.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "twofold.labels" -}}
+helm.sh/chart: {{ include "twofold.chart" . }}
+{{ include "twofold.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: twofold
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* dict "ctx" $ "component" "verifier" */}}
+{{- define "twofold.componentName" -}}
+{{- printf "%s-%s" (include "twofold.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{- define "twofold.componentSelectorLabels" -}}
+{{ include "twofold.selectorLabels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "twofold.componentLabels" -}}
+{{ include "twofold.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "twofold.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "twofold.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "twofold.secretName" -}}
+{{- default (include "twofold.fullname" .) .Values.secrets.existingSecret -}}
+{{- end -}}
+
+{{- define "twofold.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* TWOFOLD_PUBLIC_URL: the value, or https://<first ingress host>. */}}
+{{- define "twofold.publicUrl" -}}
+{{- if .Values.api.publicUrl -}}
+{{- .Values.api.publicUrl -}}
+{{- else if and .Values.api.ingress.enabled .Values.api.ingress.hosts -}}
+{{- printf "https://%s" (first .Values.api.ingress.hosts).host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Consumer group id of a component, as the services build it. */}}
+{{- define "twofold.groupId" -}}
+{{- printf "%stwofold-%s" .ctx.Values.kafka.groupPrefix .component -}}
+{{- end -}}
+
+{{/* An env var read from the twofold Secret: dict "ctx" $ "name" "DATABASE_URL" "key" "databaseUrl" */}}
+{{- define "twofold.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "twofold.secretName" .ctx }}
+      key: {{ index .ctx.Values.secrets.keys .key }}
+{{- end -}}
+
+{{/* Environment of a service's container beyond the shared ConfigMap; only the secrets it needs. */}}
+{{- define "twofold.env" -}}
+{{- $ := .ctx -}}
+{{- $v := index $.Values .key -}}
+- name: OTEL_SERVICE_NAME
+  value: twofold-{{ .component }}
+{{ include "twofold.secretEnv" (dict "ctx" $ "name" "DATABASE_URL" "key" "databaseUrl") }}
+{{ include "twofold.secretEnv" (dict "ctx" $ "name" "REDIS_URL" "key" "redisUrl") }}
+{{- if has .component (list "api" "verifier") }}
+{{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_MASTER_KEYS" "key" "masterKeys") }}
+{{- end }}
+{{- if eq .component "api" }}
+{{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_ADMIN_KEY" "key" "adminKey") }}
+- name: API_PORT
+  value: {{ $v.port | quote }}
+- name: TWOFOLD_PUBLIC_URL
+  value: {{ include "twofold.publicUrl" $ | quote }}
+{{- else }}
+- name: METRICS_PORT
+  value: {{ $v.metricsPort | quote }}
+{{- end }}
+{{- if eq .component "session-broadcaster" }}
+- name: TWOFOLD_SESSION_TTL_SECONDS
+  value: {{ $v.sessionTtlSeconds | quote }}
+{{- end }}
+{{- with $.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- with $v.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* A service's own value when non-empty, else the global one: dict "ctx" $ "v" $v "field" "nodeSelector" */}}
+{{- define "twofold.podField" -}}
+{{- $own := index .v .field -}}
+{{- if $own -}}
+{{- toYaml $own -}}
+{{- else -}}
+{{- with index .ctx.Values .field }}{{ toYaml . }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Deployment of a service: dict "ctx" $ "key" "verifier" */}}
+{{- define "twofold.deployment" -}}
+{{- $ := .ctx -}}
+{{- $component := index (include "twofold.components" $ | fromYaml) .key -}}
+{{- $v := index $.Values .key -}}
+{{- $args := dict "ctx" $ "component" $component "key" .key -}}
+{{- $port := ternary $v.port $v.metricsPort (eq $component "api") -}}
+{{- $portName := ternary "http" "metrics" (eq $component "api") -}}
+{{- $keda := and (hasKey $v "keda") $v.keda.enabled -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "twofold.componentName" $args }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "twofold.componentLabels" $args | nindent 4 }}
+spec:
+  {{- if not (or $v.autoscaling.enabled $keda) }}
+  replicas: {{ $v.replicas }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      {{- include "twofold.componentSelectorLabels" $args | nindent 6 }}
+  template:
+    metadata:
+      annotations:
+        # A changed ConfigMap or Secret rolls the pods: environment variables are read once, at start.
+        checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") $ | sha256sum }}
+        {{- if not $.Values.secrets.existingSecret }}
+        checksum/secret: {{ include (print $.Template.BasePath "/secret.yaml") $ | sha256sum }}
+        {{- end }}
+        {{- with (merge (dict) $v.podAnnotations $.Values.podAnnotations) }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      labels:
+        {{- include "twofold.componentLabels" $args | nindent 8 }}
+        {{- with $.Values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "twofold.serviceAccountName" $ }}
+      automountServiceAccountToken: {{ $.Values.serviceAccount.automountServiceAccountToken }}
+      enableServiceLinks: false
+      {{- with $.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $.Values.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      securityContext:
+        {{- toYaml $.Values.podSecurityContext | nindent 8 }}
+      terminationGracePeriodSeconds: {{ $v.terminationGracePeriodSeconds }}
+      containers:
+        - name: {{ $component }}
+          image: {{ include "twofold.image" $ }}
+          imagePullPolicy: {{ $.Values.image.pullPolicy }}
+          command: ["node"]
+          args: ["--import", "@twofold/telemetry/register", "services/{{ $component }}/dist/main.js"]
+          ports:
+            - name: {{ $portName }}
+              containerPort: {{ $port }}
+              protocol: TCP
+          envFrom:
+            - configMapRef:
+                name: {{ include "twofold.fullname" $ }}
+            {{- with $.Values.extraEnvFrom }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+          env:
+            {{- include "twofold.env" $args | nindent 12 }}
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: {{ $portName }}
+            periodSeconds: 2
+            timeoutSeconds: 3
+            failureThreshold: 60
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: {{ $portName }}
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: {{ $portName }}
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          {{- if and (eq $component "api") (gt (int $v.preStopSleepSeconds) 0) }}
+          lifecycle:
+            preStop:
+              exec:
+                command: ["sleep", "{{ $v.preStopSleepSeconds }}"]
+          {{- end }}
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $.Values.tmpSizeLimit }}
+      {{- with (include "twofold.podField" (dict "ctx" $ "v" $v "field" "nodeSelector")) }}
+      nodeSelector:
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with (include "twofold.podField" (dict "ctx" $ "v" $v "field" "tolerations")) }}
+      tolerations:
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with (include "twofold.podField" (dict "ctx" $ "v" $v "field" "affinity")) }}
+      affinity:
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with (include "twofold.podField" (dict "ctx" $ "v" $v "field" "topologySpreadConstraints") | fromYamlArray) }}
+      topologySpreadConstraints:
+        {{- range . }}
+        {{- $constraint := . }}
+        {{- if not (hasKey $constraint "labelSelector") }}
+        {{- $constraint = merge (dict "labelSelector" (dict "matchLabels" (include "twofold.componentSelectorLabels" $args | fromYaml))) $constraint }}
+        {{- end }}
+        - {{ toYaml $constraint | nindent 10 | trim }}
+        {{- end }}
+      {{- end }}
+{{- end -}}
+
+{{/* The HorizontalPodAutoscaler of a service (CPU, optionally memory). */}}
+{{- define "twofold.hpa" -}}
+{{- $ := .ctx -}}
+{{- $component := index (include "twofold.components" $ | fromYaml) .key -}}
+{{- $v := index $.Values .key -}}
+{{- $args := dict "ctx" $ "component" $component -}}
+{{- $a := $v.autoscaling -}}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "twofold.componentName" $args }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "twofold.componentLabels" $args | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "twofold.componentName" $args }}
+  minReplicas: {{ $a.minReplicas }}
+  maxReplicas: {{ $a.maxReplicas }}
+  metrics:
+    {{- with $a.targetCPUUtilizationPercentage }}
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ . }}
+    {{- end }}
+    {{- with $a.targetMemoryUtilizationPercentage }}
+    - type: Resource
+      resource:
+        name: memory
+        target:
+          type: Utilization
+          averageUtilization: {{ . }}
+    {{- end }}
+  {{- with $a.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The KEDA ScaledObject of a consumer service: scales on its consumer group's lag. */}}
+{{- define "twofold.scaledObject" -}}
+{{- $ := .ctx -}}
+{{- $component := index (include "twofold.components" $ | fromYaml) .key -}}
+{{- $v := index $.Values .key -}}
+{{- $args := dict "ctx" $ "component" $component -}}
+{{- $k := $v.keda -}}
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata:
+  name: {{ include "twofold.componentName" $args }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "twofold.componentLabels" $args | nindent 4 }}
+spec:
+  scaleTargetRef:
+    name: {{ include "twofold.componentName" $args }}
+  minReplicaCount: {{ $k.minReplicaCount }}
+  maxReplicaCount: {{ $k.maxReplicaCount }}
+  pollingInterval: {{ $k.pollingInterval }}
+  cooldownPeriod: {{ $k.cooldownPeriod }}
+  triggers:
+    # No topic: KEDA sums the lag over every topic the group reads.
+    - type: kafka
+      metadata:
+        bootstrapServers: {{ join "," $.Values.kafka.brokers | quote }}
+        consumerGroup: {{ include "twofold.groupId" $args | quote }}
+        lagThreshold: {{ $k.lagThreshold | quote }}
+        offsetResetPolicy: earliest
+        allowIdleConsumers: "false"
+      {{- with $k.triggerAuthenticationName }}
+      authenticationRef:
+        name: {{ . }}
+      {{- end }}
+{{- end -}}
+
+{{/* The PodDisruptionBudget of a service. */}}
+{{- define "twofold.pdb" -}}
+{{- $ := .ctx -}}
+{{- $component := index (include "twofold.components" $ | fromYaml) .key -}}
+{{- $v := index $.Values .key -}}
+{{- $args := dict "ctx" $ "component" $component -}}
+{{- $p := $v.podDisruptionBudget -}}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "twofold.componentName" $args }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "twofold.componentLabels" $args | nindent 4 }}
+spec:
+  {{- if not (kindIs "invalid" $p.minAvailable) }}
+  minAvailable: {{ $p.minAvailable }}
+  {{- else }}
+  maxUnavailable: {{ $p.maxUnavailable }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "twofold.componentSelectorLabels" $args | nindent 6 }}
+{{- end -}}
+
+{{/* The Service of a consumer: its metrics port, for Prometheus. */}}
+{{- define "twofold.metricsService" -}}
+{{- $ := .ctx -}}
+{{- $component := index (include "twofold.components" $ | fromYaml) .key -}}
+{{- $v := index $.Values .key -}}
+{{- $args := dict "ctx" $ "component" $component -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "twofold.componentName" $args }}
+  namespace: {{ $.Release.Namespace }}
+  labels:
+    {{- include "twofold.componentLabels" $args | nindent 4 }}
+  {{- with $v.service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+  ports:
+    - name: metrics
+      port: {{ $v.metricsPort }}
+      targetPort: metrics
+      protocol: TCP
+  selector:
+    {{- include "twofold.componentSelectorLabels" $args | nindent 4 }}
+{{- end -}}
+
+{{/* Environment of the hook Jobs, inline: they run before the ConfigMap exists. */}}
+{{- define "twofold.hookEnv" -}}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: KAFKA_BROKERS
+  value: {{ join "," .Values.kafka.brokers | quote }}
+- name: KAFKA_CLIENT_ID
+  value: {{ .Values.kafka.clientId | quote }}
+- name: TWOFOLD_TOPIC_PREFIX
+  value: {{ .Values.kafka.topicPrefix | quote }}
+- name: DATABASE_SCHEMA
+  value: {{ .Values.database.schema | quote }}
+{{- end -}}
+
+{{/* Pod spec pieces shared by the hook Jobs. */}}
+{{- define "twofold.hookPod" -}}
+automountServiceAccountToken: false
+enableServiceLinks: false
+restartPolicy: Never
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+volumes:
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- end -}}

@@ -1,0 +1,486 @@
+// The Helm chart, checked the way CI and an SRE would: lint, render every value set, validate
+// every object offline against the Kubernetes (and operator CRD) schemas, and hold the
+// invariants the chart promises. Tools come from deploy/tools/install-tools.sh.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as prettier from 'prettier';
+import { parse, stringify } from 'yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  attempt,
+  CHART,
+  ensureTools,
+  KUBE_VERSION,
+  parseManifests,
+  tempFile,
+  TOOL_BUILD_TIMEOUT,
+  type Manifest,
+  type Outcome,
+} from './tools.js';
+
+const CI_VALUES = readdirSync(join(CHART, 'ci'))
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
+const MINIMAL = join(CHART, 'ci/minimal-values.yaml');
+const SERVICES = {
+  api: 'api',
+  verifier: 'verifier',
+  lockoutDetector: 'lockout-detector',
+  sessionBroadcaster: 'session-broadcaster',
+  auditSink: 'audit-sink',
+} as const;
+const CONSUMERS = ['verifier', 'lockout-detector', 'session-broadcaster', 'audit-sink'];
+
+let helm = '';
+let validator = '';
+let crds = '';
+let helmDocs = '';
+
+beforeAll(async () => {
+  ({ helm = '' } = await ensureTools('helm'));
+}, TOOL_BUILD_TIMEOUT);
+beforeAll(async () => {
+  const tools = await ensureTools('kubectl-validate', 'crds');
+  validator = tools['kubectl-validate'] ?? '';
+  crds = tools['crds'] ?? '';
+}, TOOL_BUILD_TIMEOUT);
+beforeAll(async () => {
+  helmDocs = (await ensureTools('helm-docs'))['helm-docs'] ?? '';
+}, TOOL_BUILD_TIMEOUT);
+
+function render(valuesFiles: string[], set: string[] = []): Promise<Outcome> {
+  const args = [
+    'template',
+    'twofold',
+    CHART,
+    '--namespace',
+    'twofold',
+    '--kube-version',
+    `${KUBE_VERSION}.0`,
+  ];
+  for (const file of valuesFiles) args.push('--values', file);
+  for (const s of set) args.push('--set', s);
+  return attempt(helm, args);
+}
+
+const rendered = new Map<string, Promise<Manifest[]>>();
+/** Renders a value set (cached per arguments); fails the test with helm's message if it does not render. */
+function manifests(valuesFiles: string[], set: string[] = []): Promise<Manifest[]> {
+  const key = JSON.stringify([valuesFiles, set]);
+  let result = rendered.get(key);
+  if (!result) {
+    result = render(valuesFiles, set).then((r) => {
+      if (!r.ok) throw new Error(`helm template failed:\n${r.stderr}`);
+      return parseManifests(r.stdout);
+    });
+    rendered.set(key, result);
+  }
+  return result;
+}
+
+const ciFile = (name: string) => join(CHART, 'ci', name);
+const componentOf = (m: Manifest) => m.metadata.labels?.['app.kubernetes.io/component'];
+const ofKind = (ms: Manifest[], kind: string) => ms.filter((m) => m.kind === kind);
+
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
+  livenessProbe?: { httpGet?: { path: string; port: string | number } };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  startupProbe?: { httpGet?: { path: string } };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext?: Record<string, unknown>;
+  volumeMounts?: { name: string; mountPath: string }[];
+}
+interface PodSpec {
+  containers: Container[];
+  securityContext?: Record<string, unknown>;
+  terminationGracePeriodSeconds?: number;
+  automountServiceAccountToken?: boolean;
+  volumes?: { name: string; emptyDir?: unknown }[];
+}
+const podOf = (m: Manifest) => (m.spec as { template: { spec: PodSpec } }).template.spec;
+const podAnnotationsOf = (m: Manifest) =>
+  (m.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata
+    .annotations ?? {};
+
+function expectRestricted(where: string, pod: PodSpec) {
+  expect(pod.securityContext, `${where}: pod securityContext`).toMatchObject({
+    runAsNonRoot: true,
+    seccompProfile: { type: 'RuntimeDefault' },
+  });
+  for (const c of pod.containers) {
+    expect(c.securityContext, `${where}/${c.name}: container securityContext`).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(Number(c.securityContext?.['runAsUser']), `${where}/${c.name}: runAsUser`).toBeGreaterThan(0);
+    // A read-only root filesystem still needs a writable /tmp.
+    expect(c.volumeMounts, `${where}/${c.name}: /tmp mount`).toContainEqual({
+      name: 'tmp',
+      mountPath: '/tmp',
+    });
+  }
+}
+
+describe('helm lint', () => {
+  it.each(CI_VALUES)('passes with --strict for ci/%s', async (file) => {
+    const r = await attempt(helm, ['lint', CHART, '--strict', '--values', ciFile(file)]);
+    expect(r.ok, r.stdout + r.stderr).toBe(true);
+    expect(r.stdout).toContain('0 chart(s) failed');
+  });
+});
+
+describe('rendering', () => {
+  it('refuses bare defaults, naming in one message every value a working install needs', async () => {
+    const r = await render([]);
+    expect(r.ok).toBe(false);
+    for (const missing of [
+      'kafka.brokers is empty',
+      'secrets.databaseUrl is empty',
+      'secrets.redisUrl is empty',
+      'secrets.masterKeys is empty',
+      'secrets.adminKey is empty',
+      'config.activeKeyId is empty',
+      'api.publicUrl is empty',
+    ]) {
+      expect(r.stderr).toContain(missing);
+    }
+  });
+
+  it('renders the defaults plus only the required values (ci/minimal-values.yaml) into every service', async () => {
+    const ms = await manifests([MINIMAL]);
+    for (const component of Object.values(SERVICES)) {
+      const kinds = ms.filter((m) => componentOf(m) === component).map((m) => m.kind);
+      expect(kinds.sort(), component).toEqual([
+        'Deployment',
+        'HorizontalPodAutoscaler',
+        'PodDisruptionBudget',
+        'Service',
+      ]);
+    }
+    expect(ofKind(ms, 'ConfigMap')).toHaveLength(1);
+    expect(ofKind(ms, 'ServiceAccount')).toHaveLength(1);
+    expect(
+      ofKind(ms, 'Job')
+        .map((j) => j.metadata.name)
+        .sort(),
+    ).toEqual(['twofold-migrate', 'twofold-topics']);
+  });
+});
+
+describe('offline validation against the Kubernetes schemas', () => {
+  it.each(CI_VALUES)(`every object of ci/%s is valid for Kubernetes ${KUBE_VERSION}`, async (file) => {
+    const r = await render([ciFile(file)]);
+    expect(r.ok, r.stderr).toBe(true);
+    const path = tempFile(file, r.stdout);
+    const v = await attempt(validator, ['--version', KUBE_VERSION, '--local-crds', crds, path]);
+    expect(v.ok, `kubectl-validate:\n${v.stdout}\n${v.stderr}`).toBe(true);
+  });
+
+  it('would catch a broken object (the validation is not vacuous)', async () => {
+    const ms = await manifests([ciFile('production-values.yaml')]);
+    // kubectl-validate reports one kind of problem per object, so each object carries one.
+    const unknownField = structuredClone(ofKind(ms, 'Deployment')[0]!);
+    (podOf(unknownField).containers[0] as unknown as Record<string, unknown>)['replicas'] = 2;
+    const wrongType = structuredClone(ofKind(ms, 'Deployment')[1]!);
+    (podOf(wrongType).containers[0] as unknown as Record<string, unknown>)['ports'] = '8080';
+    const monitor = structuredClone(ofKind(ms, 'ServiceMonitor')[0]!);
+    (monitor.spec as Record<string, unknown>)['endpoint'] = [{ port: 'metrics' }];
+    const path = tempFile(
+      'broken.yaml',
+      [unknownField, wrongType, monitor].map((m) => stringify(m)).join('---\n'),
+    );
+    const v = await attempt(validator, ['--version', KUBE_VERSION, '--local-crds', crds, path]);
+    expect(v.ok).toBe(false);
+    const out = v.stdout + v.stderr;
+    expect(out).toContain('containers[0].replicas: Invalid value: value provided for unknown field');
+    expect(out).toMatch(/containers\[0\]\.ports.*must be of type array/);
+    expect(out).toContain('spec.endpoint');
+  });
+});
+
+describe('every Deployment, in every value set', () => {
+  it.each(CI_VALUES)(
+    'has probes, resources, the restricted security context and a long enough grace period (ci/%s)',
+    async (file) => {
+      const ms = await manifests([ciFile(file)]);
+      const config = ofKind(ms, 'ConfigMap')[0]!;
+      const shutdownMs = Number(config.data?.['SHUTDOWN_TIMEOUT_MS']);
+      expect(shutdownMs).toBeGreaterThan(0);
+      const deployments = ofKind(ms, 'Deployment');
+      expect(deployments.length).toBeGreaterThan(0);
+      for (const d of deployments) {
+        const where = d.metadata.name;
+        const pod = podOf(d);
+        expect(pod.containers, where).toHaveLength(1);
+        const c = pod.containers[0]!;
+        expect(c.command, where).toEqual(['node']);
+        expect(c.args, where).toEqual([
+          '--import',
+          '@twofold/telemetry/register',
+          `services/${componentOf(d)}/dist/main.js`,
+        ]);
+        expect(c.livenessProbe?.httpGet?.path, `${where}: liveness`).toBe('/healthz');
+        expect(c.readinessProbe?.httpGet?.path, `${where}: readiness`).toBe('/readyz');
+        expect(c.startupProbe?.httpGet?.path, `${where}: startup`).toBe('/healthz');
+        expect(c.resources?.requests?.['cpu'], `${where}: cpu request`).toBeTruthy();
+        expect(c.resources?.requests?.['memory'], `${where}: memory request`).toBeTruthy();
+        expect(c.resources?.limits?.['memory'], `${where}: memory limit`).toBeTruthy();
+        expectRestricted(where, pod);
+        expect(pod.automountServiceAccountToken, `${where}: no API token`).toBe(false);
+        expect(
+          pod.terminationGracePeriodSeconds! * 1000,
+          `${where}: grace period vs SHUTDOWN_TIMEOUT_MS`,
+        ).toBeGreaterThan(shutdownMs);
+        expect(podAnnotationsOf(d)['checksum/config'], `${where}: config checksum`).toMatch(/^[a-f0-9]{64}$/);
+      }
+    },
+  );
+
+  it('rolls when the configuration changes (config checksum annotation)', async () => {
+    const before = ofKind(await manifests([MINIMAL]), 'Deployment');
+    const after = ofKind(await manifests([MINIMAL], ['config.logLevel=debug']), 'Deployment');
+    expect(after).toHaveLength(before.length);
+    before.forEach((d, i) => {
+      const changed = podAnnotationsOf(after[i]!)['checksum/config'];
+      expect(changed, d.metadata.name).not.toBe(podAnnotationsOf(d)['checksum/config']);
+    });
+  });
+
+  it('the api keeps serving during its preStop sleep, within the grace period', async () => {
+    const api = ofKind(await manifests([MINIMAL]), 'Deployment').find((d) => componentOf(d) === 'api')!;
+    const c = podOf(api).containers[0] as Container & {
+      lifecycle?: { preStop?: { exec?: { command: string[] } } };
+    };
+    expect(c.lifecycle?.preStop?.exec?.command).toEqual(['sleep', '5']);
+    expect(podOf(api).terminationGracePeriodSeconds).toBeGreaterThan(5 + 20);
+  });
+});
+
+describe('per service', () => {
+  it.each(Object.entries(SERVICES))(
+    'disabling %s removes all of its objects and nothing else',
+    async (key, component) => {
+      const all = await manifests([MINIMAL]);
+      const without = await manifests([MINIMAL], [`${key}.enabled=false`]);
+      const id = (m: Manifest) => `${m.kind}/${m.metadata.name}`;
+      expect(without.filter((m) => componentOf(m) === component)).toEqual([]);
+      const expected = all.filter((m) => componentOf(m) !== component).map(id);
+      expect(without.map(id).sort()).toEqual(expected.sort());
+      expect(all.filter((m) => componentOf(m) === component).length).toBeGreaterThanOrEqual(4);
+    },
+  );
+
+  it('gives each service only the secrets it needs', async () => {
+    const ms = await manifests([MINIMAL]);
+    for (const d of ofKind(ms, 'Deployment')) {
+      const secrets = (podOf(d).containers[0]!.env ?? [])
+        .filter((e) => e.valueFrom?.secretKeyRef)
+        .map((e) => e.name);
+      const expected = ['DATABASE_URL', 'REDIS_URL'];
+      if (['api', 'verifier'].includes(componentOf(d)!)) expected.push('TWOFOLD_MASTER_KEYS');
+      if (componentOf(d) === 'api') expected.push('TWOFOLD_ADMIN_KEY');
+      expect(secrets.sort(), d.metadata.name).toEqual(expected.sort());
+    }
+  });
+
+  it.each(CI_VALUES)('never scales a consumer beyond the partition count (ci/%s)', async (file) => {
+    const values = parse(readFileSync(ciFile(file), 'utf8')) as { kafka?: { partitions?: number } };
+    const partitions = values.kafka?.partitions ?? 12;
+    const ms = await manifests([ciFile(file)]);
+    for (const m of ms.filter((x) => CONSUMERS.includes(componentOf(x) ?? ''))) {
+      const spec = m.spec as { maxReplicas?: number; maxReplicaCount?: number; replicas?: number };
+      const most = spec.maxReplicas ?? spec.maxReplicaCount ?? spec.replicas;
+      if (most !== undefined) expect(most, `${m.kind}/${m.metadata.name}`).toBeLessThanOrEqual(partitions);
+    }
+  });
+
+  it('scales consumers on their group lag with KEDA instead of an HPA when asked', async () => {
+    const ms = await manifests([ciFile('keda-values.yaml')]);
+    const scaled = ofKind(ms, 'ScaledObject');
+    expect(scaled.map(componentOf).sort()).toEqual([...CONSUMERS].sort());
+    expect(ofKind(ms, 'HorizontalPodAutoscaler').map(componentOf)).toEqual(['api']);
+    for (const so of scaled) {
+      const spec = so.spec as {
+        scaleTargetRef: { name: string };
+        triggers: { type: string; metadata: Record<string, string> }[];
+      };
+      expect(spec.scaleTargetRef.name).toBe(so.metadata.name);
+      expect(spec.triggers[0]?.type).toBe('kafka');
+      expect(spec.triggers[0]?.metadata['consumerGroup']).toBe(`twofold-${componentOf(so)}`);
+      const deployment = ofKind(ms, 'Deployment').find((d) => d.metadata.name === so.metadata.name)!;
+      expect(
+        (deployment.spec as { replicas?: number }).replicas,
+        'the autoscaler owns replicas',
+      ).toBeUndefined();
+    }
+  });
+
+  it('runs topics then migrations as restricted pre-install/pre-upgrade hooks', async () => {
+    const ms = await manifests([MINIMAL]);
+    const hooks = ms.filter((m) => m.metadata.annotations?.['helm.sh/hook']);
+    const weight = (name: string) =>
+      Number(hooks.find((h) => h.metadata.name === name)?.metadata.annotations?.['helm.sh/hook-weight']);
+    for (const h of hooks) expect(h.metadata.annotations?.['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    expect(weight('twofold-hook')).toBeLessThan(weight('twofold-topics'));
+    expect(weight('twofold-topics')).toBeLessThan(weight('twofold-migrate'));
+    const migrate = ofKind(ms, 'Job').find((j) => j.metadata.name === 'twofold-migrate')!;
+    expect(podOf(migrate).containers[0]!.command).toEqual(['node', 'libs/store/dist/migrate-main.js']);
+    for (const job of ofKind(ms, 'Job')) expectRestricted(job.metadata.name, podOf(job));
+  });
+});
+
+describe('values.schema.json', () => {
+  it('rejects wrong types and unknown keys with a message naming each', async () => {
+    const bad = tempFile(
+      'bad-values.yaml',
+      [
+        'kafka:',
+        '  brokers: kafka:9092', // a string, not a list
+        'verifier:',
+        '  replicas: three',
+        'api:',
+        '  port: 99999',
+        'auditSink:',
+        '  autoscaling:',
+        '    maxReplica: 3', // a typo of maxReplicas
+        'config:',
+        '  logLevel: loud',
+        'metrics:',
+        '  serviceMonitor:',
+        '    enabled: "yes"',
+      ].join('\n'),
+    );
+    const r = await render([MINIMAL, bad]);
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain("values don't meet the specifications of the schema");
+    expect(r.stderr).toMatch(/at '\/kafka\/brokers': got string, want array/);
+    expect(r.stderr).toMatch(/at '\/verifier\/replicas': got string, want integer/);
+    expect(r.stderr).toMatch(/at '\/api\/port': maximum: got 99,999, want 65,535/);
+    expect(r.stderr).toMatch(/at '\/auditSink\/autoscaling': additional properties 'maxReplica' not allowed/);
+    expect(r.stderr).toMatch(/at '\/config\/logLevel': value must be one of/);
+    expect(r.stderr).toMatch(/at '\/metrics\/serviceMonitor\/enabled': got string, want boolean/);
+  });
+});
+
+describe('templates/validate.yaml', () => {
+  const contradictions: [string, string[], string][] = [
+    [
+      'an existing Secret and inline credentials',
+      ['secrets.existingSecret=mine'],
+      'secrets.existingSecret (mine) and secrets.databaseUrl are both set',
+    ],
+    [
+      'an HPA and a KEDA ScaledObject on one service',
+      ['verifier.keda.enabled=true'],
+      'verifier: autoscaling.enabled and keda.enabled are both true',
+    ],
+    [
+      'more consumer replicas than partitions',
+      ['lockoutDetector.autoscaling.maxReplicas=13'],
+      'lockoutDetector: up to 13 replicas but the topics have 12 partitions',
+    ],
+    [
+      'a grace period not longer than the shutdown deadline',
+      ['auditSink.terminationGracePeriodSeconds=20'],
+      'auditSink: terminationGracePeriodSeconds (20 s) must be longer than config.shutdownTimeoutMs (20000 ms)',
+    ],
+    [
+      'a grace period shorter than the preStop sleep plus the deadline',
+      ['api.terminationGracePeriodSeconds=24'],
+      'api: terminationGracePeriodSeconds (24 s) must be longer than preStopSleepSeconds (5 s) plus',
+    ],
+    [
+      'an ingress without the api',
+      ['api.enabled=false', 'api.ingress.enabled=true'],
+      'api.ingress.enabled is true but api.enabled is false',
+    ],
+    [
+      'an active key missing from the ring',
+      ['config.activeKeyId=other'],
+      'config.activeKeyId "other" is not in secrets.masterKeys',
+    ],
+    [
+      'a master key of the wrong size',
+      ['secrets.masterKeys=k2026:c2hvcnQ='],
+      'secrets.masterKeys: entry "k2026:…" is not id:base64key',
+    ],
+    [
+      'autoscaler minimum above maximum',
+      ['api.autoscaling.minReplicas=11'],
+      'api: autoscaling.minReplicas (11) is above autoscaling.maxReplicas (10)',
+    ],
+    [
+      'a disruption budget that blocks every drain',
+      [
+        'verifier.autoscaling.enabled=false',
+        'verifier.replicas=2',
+        'verifier.podDisruptionBudget.maxUnavailable=null',
+        'verifier.podDisruptionBudget.minAvailable=2',
+      ],
+      'verifier: podDisruptionBudget.minAvailable (2) is not below the fewest replicas (2)',
+    ],
+    [
+      'both minAvailable and maxUnavailable',
+      ['sessionBroadcaster.podDisruptionBudget.minAvailable=1'],
+      'sessionBroadcaster: podDisruptionBudget.minAvailable and maxUnavailable are both set',
+    ],
+    [
+      'every service disabled',
+      [
+        'api.enabled=false',
+        'verifier.enabled=false',
+        'lockoutDetector.enabled=false',
+        'sessionBroadcaster.enabled=false',
+        'auditSink.enabled=false',
+      ],
+      'every service is disabled',
+    ],
+  ];
+
+  it.each(contradictions)('rejects %s', async (_name, set, message) => {
+    const r = await render([MINIMAL], set);
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toContain('twofold: the values contradict themselves');
+    expect(r.stderr).toContain(message);
+  });
+});
+
+describe('README.md', () => {
+  it('is generated from the comments in values.yaml (bash deploy/tools/chart-readme.sh)', async () => {
+    const r = await attempt(helmDocs, [
+      '--chart-search-root',
+      CHART,
+      '--template-files',
+      'README.md.gotmpl',
+      '--dry-run',
+      '--log-level',
+      'warning',
+    ]);
+    expect(r.ok, r.stderr).toBe(true);
+    const readme = join(CHART, 'README.md');
+    const options = (await prettier.resolveConfig(readme)) ?? {};
+    const expected = await prettier.format(r.stdout, { ...options, filepath: readme });
+    expect(readFileSync(readme, 'utf8'), 'README.md is stale: run bash deploy/tools/chart-readme.sh').toBe(
+      expected,
+    );
+  });
+
+  it('documents every value', () => {
+    const readme = readFileSync(join(CHART, 'README.md'), 'utf8');
+    const rows = readme
+      .split('\n')
+      .filter((line) => /^\| [a-zA-Z]/.test(line) && line.split('|').length >= 6);
+    const undocumented = rows
+      .filter((line) => line.split('|')[4]?.trim() === '')
+      .map((line) => line.split('|')[1]?.trim());
+    expect(rows.length).toBeGreaterThan(100);
+    expect(undocumented).toEqual([]);
+  });
+});
