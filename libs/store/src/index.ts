@@ -5,3 +5,4 @@ export * from './apps.repository.js';
 export * from './audit.repository.js';
 export * from './policy.repository.js';
 export * from './enrollments.repository.js';
+export * from './audit-chain.js';

@@ -1,6 +1,6 @@
-import { DLQ_HEADERS, type AnyTwofoldEvent } from '@twofold/contracts';
+import { ADMIN_EVENT_PREFIX, DLQ_HEADERS, type AnyTwofoldEvent } from '@twofold/contracts';
 import type { ConsumedEvent, RawConsumed } from '@twofold/kafka';
-import type { AuditRow } from '@twofold/store';
+import { canonicalIp, type AuditRow } from '@twofold/store';
 
 const OUTCOME_BY_TYPE: Record<string, string> = {
   'twofold.login.succeeded': 'success',
@@ -17,22 +17,42 @@ const OUTCOME_BY_TYPE: Record<string, string> = {
 
 const str = (value: unknown): string | null => (typeof value === 'string' && value.length > 0 ? value : null);
 
+function outcomeOf(event: AnyTwofoldEvent, data: Record<string, unknown>): string | null {
+  if (event.type === 'twofold.2fa.decided') return str(data['decision']);
+  // Admin actions: the action itself (policy_updated, enrollment_reset, …).
+  if (event.type.startsWith(ADMIN_EVENT_PREFIX)) return event.type.slice(ADMIN_EVENT_PREFIX.length);
+  return OUTCOME_BY_TYPE[event.type] ?? null;
+}
+
+/**
+ * The event's own time. A time the schema accepts but JavaScript cannot represent (a leap
+ * second, `…T23:59:60Z`) falls back to the broker's timestamp, so the row is still stored
+ * (under the same key on every redelivery).
+ */
+function occurredAtOf(consumed: ConsumedEvent): Date {
+  const time = new Date(consumed.event.time);
+  return Number.isNaN(time.getTime()) ? new Date(consumed.timestamp) : time;
+}
+
 /** Lifts the columns analysts filter on out of an event; the full event is kept as jsonb. */
 export function auditRowFromEvent(consumed: ConsumedEvent): AuditRow {
   const event: AnyTwofoldEvent = consumed.event;
   const data = event.data as Record<string, unknown>;
   const appFromSource = event.source.startsWith('app/') ? event.source.slice(4) : null;
+  // Security events are keyed by username or by IP: an IP subject is not a user.
+  const ipSubject =
+    consumed.role === 'security' && canonicalIp(event.subject) !== null ? event.subject : null;
+  const ipScoped = str(data['scope']) === 'ip';
   return {
     eventId: event.id,
-    occurredAt: new Date(event.time),
+    occurredAt: occurredAtOf(consumed),
     type: event.type,
     source: event.source,
     appId: str(data['appId']) ?? appFromSource,
-    username: consumed.role === 'security' && str(data['scope']) === 'ip' ? null : event.subject,
+    username: (consumed.role === 'security' && ipScoped) || ipSubject ? null : event.subject,
     session: str(data['session']),
-    ip: str(data['ip']) ?? (str(data['scope']) === 'ip' ? str(data['key']) : null),
-    outcome:
-      event.type === 'twofold.2fa.decided' ? str(data['decision']) : (OUTCOME_BY_TYPE[event.type] ?? null),
+    ip: str(data['ip']) ?? (ipScoped ? str(data['key']) : null) ?? ipSubject,
+    outcome: outcomeOf(event, data),
     decision: str(data['decision']),
     reason: str(data['reason']) ?? str(data['kind']),
     kafkaTopic: consumed.topic,

@@ -10,6 +10,7 @@ import {
   stopOnSignals,
   stopTracing,
 } from '@twofold/telemetry';
+import { createAuditPartitionsJob } from './audit-partitions.worker.js';
 import { buildAuditSink } from './audit-sink.js';
 import { loadAuditSinkConfig } from './config.js';
 
@@ -24,14 +25,27 @@ const pool = createPool({
   max: config.database.poolSize,
 });
 
+const audit = createAuditRepository(pool);
+
 const sink = buildAuditSink({
   kafka,
   producer,
   pool,
-  audit: createAuditRepository(pool),
+  audit,
   logger,
   metrics,
   groupId: `${config.kafka.groupPrefix}twofold-audit-sink`,
+  partitionsConsumedConcurrently: config.audit.concurrentPartitions,
+  partitions: createAuditPartitionsJob({
+    audit,
+    logger,
+    registry: metrics.registry,
+    redisUrl: config.redis.url,
+    keyPrefix: config.redis.keyPrefix,
+    retentionDays: config.audit.retentionDays,
+    daysAhead: config.audit.partitionsAheadDays,
+    everyMs: config.audit.maintenanceIntervalMs,
+  }),
 });
 
 await producer.connect();
@@ -49,7 +63,7 @@ stopOnSignals(
     logger,
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
-      { name: 'consumer', close: sink.stop },
+      { name: 'consumer and upkeep worker', close: sink.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'postgres', close: () => pool.end() },
       { name: 'health', close: health.close },
