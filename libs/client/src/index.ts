@@ -1,6 +1,7 @@
 /**
  * The app SDK of twofold. Export list only: each feature lives in its own file.
  */
+export * from './client.js';
 export * from './session-event.js';
 export * from './webhook-signature.js';
 export * from './sse-parser.js';

@@ -32,6 +32,8 @@ export interface StartedEnrollment {
   /** The base32 secret, for typing it in by hand on the enrollment page. */
   secret: string;
   expiresAt: string;
+  /** The app that started it (its registered origins bound the hosted page's returnTo). */
+  appId: string | null;
 }
 
 function totpParameters(input: { algorithm?: unknown; digits?: unknown; period?: unknown }): TotpParameters {
@@ -135,6 +137,7 @@ export function createEnrollmentService(deps: {
         qrSvg: await renderQrSvg(otpauthUri),
         secret,
         expiresAt: expiresAt.toISOString(),
+        appId: input.appId,
       };
     },
 
@@ -152,6 +155,7 @@ export function createEnrollmentService(deps: {
         qrSvg: await renderQrSvg(otpauthUri),
         secret,
         expiresAt: pending.expiresAt.toISOString(),
+        appId: pending.appId,
       };
     },
 

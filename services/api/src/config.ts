@@ -24,6 +24,15 @@ export const apiEnvSpec = {
   TWOFOLD_MASTER_KEYS: keyRing({ desc: 'key ring for TOTP secrets at rest: id:base64(32 bytes)[,id:key…]' }),
   TWOFOLD_ACTIVE_KEY_ID: str({ desc: 'the key id of TWOFOLD_MASTER_KEYS that encrypts new secrets' }),
   TOTP_WINDOW: num({ default: 1, desc: 'time steps accepted either side of now (±1 = 30 s)' }),
+  RATE_LIMIT_VERIFY_PER_CHALLENGE: num({
+    default: 10,
+    desc: 'code submissions per minute per challenge or pending enrollment (API and hosted page together); 0 = off',
+  }),
+  RATE_LIMIT_VERIFY_PER_APP: num({
+    default: 6_000,
+    desc: 'code verifications per minute per app key; 0 = off',
+  }),
+  RATE_LIMIT_EVENTS_PER_APP: num({ default: 120_000, desc: 'login events per minute per app key; 0 = off' }),
 } as const;
 
 export interface ApiConfig extends CommonConfig {
@@ -31,12 +40,19 @@ export interface ApiConfig extends CommonConfig {
   readonly adminKey: string;
   readonly secrets: { readonly masterKeys: ReadonlyMap<string, Buffer>; readonly activeKeyId: string };
   readonly totpWindow: number;
+  readonly rateLimits: {
+    readonly verifyPerChallenge: number;
+    readonly verifyPerApp: number;
+    readonly eventsPerApp: number;
+  };
 }
 
 export function loadApiConfig(env: Record<string, string | undefined> = process.env): ApiConfig {
   const raw = readEnv(apiEnvSpec, env);
   if (!raw.TWOFOLD_MASTER_KEYS.has(raw.TWOFOLD_ACTIVE_KEY_ID)) {
-    throw new ConfigError([`TWOFOLD_ACTIVE_KEY_ID: "${raw.TWOFOLD_ACTIVE_KEY_ID}" is not a key id of TWOFOLD_MASTER_KEYS`]);
+    throw new ConfigError([
+      `TWOFOLD_ACTIVE_KEY_ID: "${raw.TWOFOLD_ACTIVE_KEY_ID}" is not a key id of TWOFOLD_MASTER_KEYS`,
+    ]);
   }
   if (raw.TWOFOLD_ADMIN_KEY.length < 32) {
     throw new ConfigError(['TWOFOLD_ADMIN_KEY: must be at least 32 characters (a random secret)']);
@@ -47,5 +63,10 @@ export function loadApiConfig(env: Record<string, string | undefined> = process.
     adminKey: raw.TWOFOLD_ADMIN_KEY,
     secrets: { masterKeys: raw.TWOFOLD_MASTER_KEYS, activeKeyId: raw.TWOFOLD_ACTIVE_KEY_ID },
     totpWindow: raw.TOTP_WINDOW,
+    rateLimits: {
+      verifyPerChallenge: raw.RATE_LIMIT_VERIFY_PER_CHALLENGE,
+      verifyPerApp: raw.RATE_LIMIT_VERIFY_PER_APP,
+      eventsPerApp: raw.RATE_LIMIT_EVENTS_PER_APP,
+    },
   });
 }

@@ -80,6 +80,7 @@ const app = await buildApi({
   enrollment,
   policies,
   policySnapshot,
+  limits: { rates: config.rateLimits, redis, keyPrefix: config.redis.keyPrefix },
   sessions: { redis, keyPrefix: config.redis.keyPrefix, feed: sessionFeed, deadLetters },
   readiness: async () => ({
     kafka: producer.isConnected() && (await pingKafka(kafka)),

@@ -58,7 +58,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
           413,
           'too-large',
           'Payload Too Large',
-          'the request body is larger than allowed (64 KiB)',
+          `the request body is larger than this route accepts (${formatBytes(request.routeOptions.bodyLimit ?? 65_536)})`,
         ),
       );
     }
@@ -91,6 +91,8 @@ export function installProblemHandlers(app: FastifyInstance): void {
     sendProblem(reply, problems.notFound(`no route ${request.method} ${request.url.split('?')[0]}`)),
   );
 }
+
+const formatBytes = (bytes: number) => (bytes % 1024 === 0 ? `${bytes / 1024} KiB` : `${bytes} bytes`);
 
 const VERIFICATION_STATUS = { malformed: 400, not_found: 404, conflict: 409, unavailable: 503 } as const;
 const VERIFICATION_TITLE = {

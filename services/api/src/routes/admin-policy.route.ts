@@ -124,7 +124,14 @@ export function adminPolicyRoute(deps: {
 
     app.delete(
       '/v1/admin/policy/:kind/:subject',
-      { schema: { tags: ['admin'], summary: 'Remove the rule of a user, group or app', params: Params } },
+      {
+        schema: {
+          tags: ['admin'],
+          summary: 'Remove the rule of a user, group or app',
+          params: Params,
+          response: { 204: Type.Null({ description: 'removed' }) },
+        },
+      },
       async (request, reply) => {
         deps.auth.requireAdmin(request);
         const kind = KINDS[request.params.kind]!;
@@ -133,7 +140,7 @@ export function adminPolicyRoute(deps: {
           throw problems.notFound(`no rule for ${kind} ${subject}`);
         await deps.snapshot.reload();
         await audit('policy_rule_removed', 'admin', { kind, subject });
-        return reply.code(204).send();
+        return reply.code(204).send(null);
       },
     );
   };

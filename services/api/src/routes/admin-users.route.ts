@@ -17,13 +17,14 @@ export function adminUsersRoute(deps: {
           tags: ['admin'],
           summary: "Reset a user's authenticator (lost phone); they enroll again at the next login",
           params: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }) }),
+          response: { 204: Type.Null({ description: 'reset; the user enrolls again at the next login' }) },
         },
       },
       async (request, reply) => {
         deps.auth.requireAdmin(request);
         const existed = await deps.enrollment.reset(request.params.username, 'admin');
         if (!existed) throw problems.notFound(`${request.params.username} has no authenticator to reset`);
-        return reply.code(204).send();
+        return reply.code(204).send(null);
       },
     );
   };

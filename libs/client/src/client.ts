@@ -1,0 +1,321 @@
+import {
+  hashSessionToken,
+  type DecisionKind,
+  type DecisionReasonKind,
+  type LoginFailed,
+  type LoginSucceeded,
+} from '@twofold/contracts';
+import {
+  subscribeSessionEvents,
+  type SessionEventsOptions,
+  type SessionEventsSubscription,
+} from './session-events.js';
+
+export interface TwofoldClientOptions {
+  /** The api as the app's server reaches it, e.g. `https://twofold.internal:8080`. */
+  baseUrl: string;
+  /** The app's key from `POST /v1/admin/apps` (or `twofold app add`). */
+  appKey: string;
+  /** The app's id (`jira`): events are published as this app, and the api checks the key matches. */
+  appId: string;
+  /** Where users' browsers reach the hosted pages, when it differs from baseUrl. */
+  publicUrl?: string;
+  /** Deadline of one request (ms); a decision wait adds its own timeout. Default 10 000. */
+  timeoutMs?: number;
+  /** A fetch implementation (defaults to the global one). */
+  fetch?: typeof fetch;
+}
+
+/** An RFC 9457 problem the api answered with; `detail` says what to fix. */
+export class TwofoldApiError extends Error {
+  constructor(
+    /** HTTP status. */
+    readonly status: number,
+    /** The problem type, e.g. `https://twofold.dev/problems/rate-limited`. */
+    readonly type: string,
+    readonly title: string,
+    readonly detail: string,
+    /** Seconds to wait before retrying (429). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`${status} ${title}: ${detail}`);
+    this.name = 'TwofoldApiError';
+  }
+
+  /** Whether trying again later can help: rate limits and outages, not bad input or a bad key. */
+  get retryable(): boolean {
+    return this.status === 429 || this.status >= 500;
+  }
+}
+
+/** Who signed in, as the app knows it. Give the raw SSO token: the SDK sends only its hash. */
+export interface SuccessfulLogin {
+  username: string;
+  /** The raw SSO token (for Crowd, `crowd.token_key`). Hashed here; never sent. */
+  ssoToken: string;
+  /** Client IP of the user's browser. */
+  ip: string;
+  /** How the user proved the first factor. Default `password`. */
+  method?: LoginSucceeded['method'];
+  /** The external IdP, for `method: 'sso'`. */
+  idp?: string;
+  /** RFC 8176 values the IdP asserted (`mfa`, `otp`, `hwk`…). */
+  amr?: string[];
+  groups?: string[];
+  userAgent?: string;
+  /** Idempotency key; a fresh UUID when absent. Reuse it when retrying the same login. */
+  eventId?: string;
+}
+
+export interface FailedLogin {
+  username: string;
+  ip: string;
+  reason: LoginFailed['reason'];
+  ssoToken?: string;
+  userAgent?: string;
+  eventId?: string;
+}
+
+/** What the verifier decided for a login (`twofold.2fa.decided`). */
+export interface SecondFactorDecision {
+  decision: DecisionKind;
+  reason: DecisionReasonKind;
+  loginEventId: string;
+  appId: string;
+  session: string;
+  /** With `challenge`: send the user to {@link TwofoldClient.challengeUrl} or post their code to {@link TwofoldClient.verifyCode}. */
+  challengeId?: string;
+  /** With `deny`: when the lock ends (null: until an admin lifts it). */
+  lockedUntil?: string | null;
+}
+
+/**
+ * No decision within the wait (the verifier is slow or down). Fail closed: do not let the
+ * user in on this answer; ask again, or show an error.
+ */
+export interface UndecidedLogin {
+  decision: 'undecided';
+  loginEventId: string;
+}
+
+export interface SessionStatus {
+  verified: boolean;
+  username?: string;
+  verifiedAt?: string;
+  expiresAt?: string;
+  /** The app where the code was typed. */
+  appId?: string;
+}
+
+export type CodeVerification =
+  | { verified: true; method: 'totp' | 'backup_code' }
+  | { verified: false; reason: 'bad_code' | 'replayed' | 'expired' | 'locked'; attemptsLeft?: number };
+
+export interface StartedEnrollment {
+  enrollmentId: string;
+  otpauthUri: string;
+  /** The QR code of otpauthUri, an SVG document. */
+  qrSvg: string;
+  /** The hosted enrollment page to send the user to. */
+  enrollUrl: string;
+  expiresAt: string;
+}
+
+export interface EnrollmentDone {
+  username: string;
+  /** Show them to the user now: they are never returned again. */
+  backupCodes: string[];
+}
+
+export interface TwofoldClient {
+  /** Publishes `twofold.login.succeeded` and returns at once. */
+  loginSucceeded(login: SuccessfulLogin): Promise<{ id: string }>;
+  /**
+   * Publishes `twofold.login.succeeded` and waits (up to `timeoutMs`, default 5 000) for the
+   * verifier's decision: `challenge` (ask for a code), `skip`, `enroll` or `deny`.
+   */
+  decide(
+    login: SuccessfulLogin,
+    options?: { timeoutMs?: number },
+  ): Promise<SecondFactorDecision | UndecidedLogin>;
+  /** Publishes `twofold.login.failed` (the lockout detector counts it). */
+  loginFailed(login: FailedLogin): Promise<{ id: string }>;
+  /** Publishes `twofold.logout`: the session is no longer verified anywhere. */
+  logout(input: { username: string; ssoToken: string; eventId?: string }): Promise<{ id: string }>;
+  /** Whether the SSO session passed the second factor, in any app. Throws on 503: ask for the code then. */
+  sessionStatus(ssoToken: string): Promise<SessionStatus>;
+  /** Checks the code a user typed for a challenge. Each code is accepted once. */
+  verifyCode(challengeId: string, code: string): Promise<CodeVerification>;
+  /** The hosted 2FA prompt; after a right code the user lands on `returnTo` (an origin the app registered). */
+  challengeUrl(challengeId: string, returnTo?: string): string;
+  /** Starts enrolling a user: a new secret, its QR code, and the hosted page. */
+  startEnrollment(
+    username: string,
+    options?: { algorithm?: 'SHA1' | 'SHA256' | 'SHA512'; digits?: 6 | 8 },
+  ): Promise<StartedEnrollment>;
+  /** The hosted enrollment page, returning to `returnTo` after the backup codes. */
+  enrollmentUrl(enrollmentId: string, returnTo?: string): string;
+  /** Confirms an enrollment with a current code; null when the code is wrong. */
+  confirmEnrollment(enrollmentId: string, code: string): Promise<EnrollmentDone | null>;
+  /** Reuses the user's existing authenticator key (base32); a current code proves it. Null when the code is wrong. */
+  importKey(input: {
+    username: string;
+    secret: string;
+    code: string;
+    algorithm?: 'SHA1' | 'SHA256' | 'SHA512';
+    digits?: 6 | 8;
+    period?: number;
+  }): Promise<EnrollmentDone | null>;
+  /** Follows session events (validated, revoked) over server-sent events, reconnecting by itself. */
+  subscribeSessionEvents(
+    options: Omit<SessionEventsOptions, 'baseUrl' | 'appKey' | 'fetch'>,
+  ): SessionEventsSubscription;
+}
+
+/**
+ * The app SDK: one object per app with its key. Every method maps to one route of the
+ * api (CONTRACT.md); errors are {@link TwofoldApiError} with the api's `detail`.
+ *
+ * @example
+ * const twofold = createTwofoldClient({ baseUrl: 'http://127.0.0.1:8080', appKey, appId: 'jira' });
+ * const decided = await twofold.decide({ username: 'alice', ssoToken, ip: '203.0.113.7' });
+ * if (decided.decision === 'challenge') redirect(twofold.challengeUrl(decided.challengeId!, 'https://jira.example.com/'));
+ */
+export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClient {
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const publicBase = (options.publicUrl ?? options.baseUrl).replace(/\/+$/, '');
+  const doFetch = options.fetch ?? fetch;
+  const timeoutMs = options.timeoutMs ?? 10_000;
+
+  async function call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[] } = {},
+  ): Promise<{ status: number; body: T }> {
+    const res = await doFetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${options.appKey}`,
+        accept: 'application/json',
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...extra.headers,
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      signal: AbortSignal.timeout(extra.timeoutMs ?? timeoutMs),
+    });
+    const text = await res.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (res.ok || extra.accept?.includes(res.status)) return { status: res.status, body: parsed as T };
+    const problem = (parsed ?? {}) as { type?: string; title?: string; detail?: string };
+    const retryAfter = Number(res.headers.get('retry-after'));
+    throw new TwofoldApiError(
+      res.status,
+      problem.type ?? 'about:blank',
+      problem.title ?? res.statusText,
+      problem.detail ?? (text.slice(0, 200) || `HTTP ${res.status}`),
+      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+    );
+  }
+
+  const succeeded = (login: SuccessfulLogin) => ({
+    type: 'twofold.login.succeeded',
+    subject: login.username,
+    ...(login.eventId ? { id: login.eventId } : {}),
+    data: {
+      appId: options.appId,
+      session: hashSessionToken(login.ssoToken),
+      method: login.method ?? 'password',
+      ip: login.ip,
+      ...(login.idp !== undefined ? { idp: login.idp } : {}),
+      ...(login.amr !== undefined ? { amr: login.amr } : {}),
+      ...(login.groups !== undefined ? { groups: login.groups } : {}),
+      ...(login.userAgent !== undefined ? { userAgent: login.userAgent } : {}),
+    },
+  });
+  const withReturnTo = (url: string, returnTo?: string) =>
+    returnTo ? `${url}?${new URLSearchParams({ returnTo }).toString()}` : url;
+  const enrollmentDone = async (path: string, body: unknown) => {
+    const res = await call<EnrollmentDone & { type?: string }>('POST', path, body, { accept: [422] });
+    return res.status === 422 ? null : res.body;
+  };
+
+  return {
+    loginSucceeded: async (login) =>
+      (await call<{ id: string }>('POST', '/v1/login-events', succeeded(login))).body,
+
+    async decide(login, decideOptions = {}) {
+      const wait = decideOptions.timeoutMs ?? 5_000;
+      const res = await call<SecondFactorDecision | { id: string }>(
+        'POST',
+        `/v1/login-events?wait=decision&timeoutMs=${wait}`,
+        succeeded(login),
+        { timeoutMs: timeoutMs + wait },
+      );
+      if (res.status === 200) return res.body as SecondFactorDecision;
+      return { decision: 'undecided', loginEventId: (res.body as { id: string }).id };
+    },
+
+    async loginFailed(login) {
+      const body = {
+        type: 'twofold.login.failed',
+        subject: login.username,
+        ...(login.eventId ? { id: login.eventId } : {}),
+        data: {
+          appId: options.appId,
+          ip: login.ip,
+          reason: login.reason,
+          ...(login.ssoToken !== undefined ? { session: hashSessionToken(login.ssoToken) } : {}),
+          ...(login.userAgent !== undefined ? { userAgent: login.userAgent } : {}),
+        },
+      };
+      return (await call<{ id: string }>('POST', '/v1/login-events', body)).body;
+    },
+
+    async logout(input) {
+      const body = {
+        type: 'twofold.logout',
+        subject: input.username,
+        ...(input.eventId ? { id: input.eventId } : {}),
+        data: { appId: options.appId, session: hashSessionToken(input.ssoToken) },
+      };
+      return (await call<{ id: string }>('POST', '/v1/login-events', body)).body;
+    },
+
+    sessionStatus: async (ssoToken) =>
+      (
+        await call<SessionStatus>('GET', '/v1/sessions/current', undefined, {
+          headers: { 'x-twofold-session': ssoToken },
+        })
+      ).body,
+
+    verifyCode: async (challengeId, code) =>
+      (
+        await call<CodeVerification>('POST', `/v1/challenges/${encodeURIComponent(challengeId)}/verify`, {
+          code,
+        })
+      ).body,
+
+    challengeUrl: (challengeId, returnTo) =>
+      withReturnTo(`${publicBase}/2fa/${encodeURIComponent(challengeId)}`, returnTo),
+
+    startEnrollment: async (username, enrollOptions = {}) =>
+      (await call<StartedEnrollment>('POST', '/v1/enrollments', { username, ...enrollOptions })).body,
+
+    enrollmentUrl: (enrollmentId, returnTo) =>
+      withReturnTo(`${publicBase}/enroll/${encodeURIComponent(enrollmentId)}`, returnTo),
+
+    confirmEnrollment: (enrollmentId, code) =>
+      enrollmentDone(`/v1/enrollments/${encodeURIComponent(enrollmentId)}/confirm`, { code }),
+
+    importKey: (input) => enrollmentDone('/v1/enrollments/import', input),
+
+    subscribeSessionEvents: (subscription) =>
+      subscribeSessionEvents({ ...subscription, baseUrl: base, appKey: options.appKey, fetch: doFetch }),
+  };
+}
