@@ -11,6 +11,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EventProducer } from '@twofold/kafka';
+import type { Redis } from '@twofold/redis';
 import type { ChallengeStore } from '@twofold/state';
 import type { AppsRepository, PolicyRepository } from '@twofold/store';
 import type { CodeVerifier, EnrollmentService, PolicySnapshot } from '@twofold/verification';
@@ -18,6 +19,15 @@ import type { Logger, ReadinessCheck, ServiceMetrics } from '@twofold/telemetry'
 import type { Authenticator } from './auth.js';
 import type { DecisionWaiter } from './decision-waiter.js';
 import { installProblemHandlers } from './problem.js';
+import { hostedPagesRoute } from './pages/hosted-pages.plugin.js';
+import { registerProblemResponses } from './plugins/problem-responses.plugin.js';
+import {
+  DEFAULT_RATE_LIMITS,
+  registerRequestLimits,
+  type RateLimits,
+} from './plugins/request-limits.plugin.js';
+import { docsCsp, registerSecurityHeaders } from './plugins/security-headers.plugin.js';
+import { registerStrictBodyValidation } from './plugins/strict-validation.plugin.js';
 import { adminAppsRoute } from './routes/admin-apps.route.js';
 import { adminPolicyRoute } from './routes/admin-policy.route.js';
 import { adminUsersRoute } from './routes/admin-users.route.js';
@@ -56,6 +66,8 @@ export interface ApiDeps {
   enrollment: EnrollmentService;
   policies: PolicyRepository;
   policySnapshot: PolicySnapshot;
+  /** Rate limits per minute, counted in Redis for every replica (in memory without it); defaults when absent. */
+  limits?: { rates?: RateLimits; redis?: Redis; keyPrefix?: string };
   /** Session state, session events (SSE) and webhook admin; without it those routes are absent. */
   sessions?: SessionApiDeps;
 }
@@ -73,6 +85,14 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installProblemHandlers(app);
+  registerStrictBodyValidation(app);
+  registerProblemResponses(app);
+  await registerSecurityHeaders(app, { publicUrl: deps.publicUrl });
+  await registerRequestLimits(app, {
+    limits: deps.limits?.rates ?? DEFAULT_RATE_LIMITS,
+    redis: deps.limits?.redis,
+    keyPrefix: deps.limits?.keyPrefix,
+  });
   await app.register(swagger, {
     openapi: {
       info: {
@@ -85,7 +105,7 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
       security: [{ bearer: [] }],
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp });
   await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
   await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
@@ -95,6 +115,15 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     adminPolicyRoute({ auth: deps.auth, policies: deps.policies, snapshot: deps.policySnapshot, producer: deps.producer }),
   );
   await app.register(adminUsersRoute({ auth: deps.auth, enrollment: deps.enrollment }));
+  await app.register(
+    hostedPagesRoute({
+      challenges: deps.challenges,
+      verifier: deps.codeVerifier,
+      enrollment: deps.enrollment,
+      apps: deps.apps,
+      publicUrl: deps.publicUrl,
+    }),
+  );
   if (deps.sessions) {
     await app.register(sessionsRoute({ auth: deps.auth, ...deps.sessions }));
     await app.register(sessionEventsRoute({ auth: deps.auth, feed: deps.sessions.feed }));
