@@ -7,3 +7,4 @@ export * from './scripts.js';
 export * from './replay-guard.js';
 export * from './challenge.store.js';
 export * from './session.js';
+export * from './lockout.js';

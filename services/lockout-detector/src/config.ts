@@ -1,10 +1,64 @@
-import { deepFreeze, readEnv, commonEnvSpec, toCommonConfig, type CommonConfig } from '@twofold/config';
+import {
+  ConfigError,
+  commonEnvSpec,
+  deepFreeze,
+  num,
+  readEnv,
+  str,
+  toCommonConfig,
+  type CommonConfig,
+} from '@twofold/config';
+import { LockoutRulesError, parseLockoutRules, type LockoutRules } from '@twofold/lockout';
 
-export const lockoutDetectorEnvSpec = { ...commonEnvSpec } as const;
-export type LockoutDetectorConfig = CommonConfig;
+export const lockoutDetectorEnvSpec = {
+  ...commonEnvSpec,
+  LOCKOUT_RULES: str({
+    default: '',
+    desc: 'JSON overriding lockout thresholds, e.g. {"userIp":{"failures":10}}; unset keeps the defaults',
+  }),
+  LOCKOUT_PARTITIONS_CONCURRENCY: num({
+    default: 4,
+    desc: 'partitions of the login and 2fa topics handled at once by one replica',
+  }),
+  LOCKOUT_BASES_PER_SCRIPT: num({
+    default: 64,
+    desc: 'users or networks counted per Redis script call; 1 on Redis Cluster',
+  }),
+  LOCKOUT_LIFT_CONCURRENCY: num({ default: 8, desc: 'lift-at-expiry jobs run at once' }),
+} as const;
+
+export interface LockoutDetectorConfig extends CommonConfig {
+  readonly lockout: {
+    readonly rules: LockoutRules;
+    readonly partitionsConcurrency: number;
+    readonly basesPerScript: number;
+    readonly liftConcurrency: number;
+  };
+}
 
 export function loadLockoutDetectorConfig(
   env: Record<string, string | undefined> = process.env,
 ): LockoutDetectorConfig {
-  return deepFreeze({ ...toCommonConfig(readEnv(lockoutDetectorEnvSpec, env), 'lockout-detector') });
+  const raw = readEnv(lockoutDetectorEnvSpec, env);
+  let rules: LockoutRules;
+  try {
+    rules = parseLockoutRules(raw.LOCKOUT_RULES);
+  } catch (err) {
+    if (err instanceof LockoutRulesError)
+      throw new ConfigError(err.problems.map((p) => `LOCKOUT_RULES: ${p}`));
+    throw err;
+  }
+  const positive = (name: string, value: number) => {
+    if (!Number.isInteger(value) || value < 1) throw new ConfigError([`${name}: must be a positive integer`]);
+    return value;
+  };
+  return deepFreeze({
+    ...toCommonConfig(raw, 'lockout-detector'),
+    lockout: {
+      rules,
+      partitionsConcurrency: positive('LOCKOUT_PARTITIONS_CONCURRENCY', raw.LOCKOUT_PARTITIONS_CONCURRENCY),
+      basesPerScript: positive('LOCKOUT_BASES_PER_SCRIPT', raw.LOCKOUT_BASES_PER_SCRIPT),
+      liftConcurrency: positive('LOCKOUT_LIFT_CONCURRENCY', raw.LOCKOUT_LIFT_CONCURRENCY),
+    },
+  });
 }

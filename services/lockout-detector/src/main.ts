@@ -18,7 +18,8 @@ const logger = createLogger({ service: 'lockout-detector', level: config.logLeve
 const metrics = createServiceMetrics('lockout-detector');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
-const redis = createRedis(config.redis.url, 'state');
+// Counting scripts run per batch; a wider timeout than request-path reads.
+const redis = createRedis(config.redis.url, 'state', { commandTimeout: 5_000 });
 
 const service = buildLockoutDetector({
   kafka,
@@ -28,6 +29,11 @@ const service = buildLockoutDetector({
   metrics,
   groupId: `${config.kafka.groupPrefix}twofold-lockout-detector`,
   keyPrefix: config.redis.keyPrefix,
+  redisUrl: config.redis.url,
+  rules: config.lockout.rules,
+  partitionsConsumedConcurrently: config.lockout.partitionsConcurrency,
+  basesPerScript: config.lockout.basesPerScript,
+  liftConcurrency: config.lockout.liftConcurrency,
 });
 
 await producer.connect();
@@ -45,7 +51,7 @@ stopOnSignals(
     logger,
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
-      { name: 'consumer', close: service.stop },
+      { name: 'consumer, lifts, spray monitor', close: service.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => redis.quit() },
       { name: 'health', close: health.close },

@@ -1,0 +1,254 @@
+import { normalizeUsername } from '@twofold/contracts';
+import type { Redis } from '@twofold/redis';
+import {
+  RECORD_FIELDS,
+  lockoutKeys,
+  lockoutLocation,
+  recordFrom,
+  type LockoutRecord,
+  type LockoutTarget,
+} from './lockout-keys.js';
+import { lockoutSourceOf } from './lockout-network.js';
+import { LOCKOUT_ADMIN_LIFT_SCRIPT } from './lockout.scripts.js';
+import { runScript } from './scripts.js';
+
+// The read side of lockout state (verifier, api) and the admin list and lift.
+
+/** A lockout in force: until an ISO time, or permanently (`until: null`). Same shape as `Lock` of @twofold/policy. */
+export interface LockoutLock {
+  readonly until: string | null;
+}
+
+/** What lockout state says about one login (user, IP). */
+export interface LockState {
+  /** The user's hard lock (the NIST bound), unless it spares this IP's network because the user signs in from it. */
+  readonly userLock: LockoutLock | null;
+  /**
+   * The most severe lock of this user from this IP: the (user, IP) backoff, a block of the
+   * IP or of its network (credential stuffing). None applies on the user's known-good networks.
+   */
+  readonly userIpLock: LockoutLock | null;
+  /** The user is attacked from many sources: always ask for the second factor (no skips). */
+  readonly forceSecondFactor: boolean;
+  /** The IP's network is one the user completed a sign-in from recently. */
+  readonly knownNetwork: boolean;
+  /** The lockouts that apply, for logs and answers. */
+  readonly applied: readonly LockoutRecord[];
+}
+
+const LOCK_FIELDS = [...RECORD_FIELDS];
+
+function moreSevere(a: LockoutLock | null, b: LockoutLock | null): LockoutLock | null {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.until === null) return a;
+  if (b.until === null) return b;
+  return Date.parse(a.until) >= Date.parse(b.until) ? a : b;
+}
+
+/**
+ * Lock state of many logins in one round trip (the verifier decides in batches). Usernames
+ * are normalized here; an IP that does not parse throws a TypeError (callers validate
+ * input first). Redis errors throw: callers fail closed (`challenge/state_unavailable` in
+ * the verifier, 503 in the api), they never read an error as "not locked".
+ *
+ * A lockout record lives exactly as long as the lockout (Redis expiry), so no clock is
+ * compared here; `now` only decides whether a known-good network is still known.
+ */
+export async function readLockStates(
+  redis: Redis,
+  prefix: string,
+  logins: readonly { username: string; ip: string }[],
+  now: number = Date.now(),
+): Promise<LockState[]> {
+  if (logins.length === 0) return [];
+  const pipeline = redis.pipeline();
+  const located = logins.map(({ username, ip }) => {
+    const source = lockoutSourceOf(ip);
+    if (!source) throw new TypeError(`"${ip}" is not an IP address`);
+    const user = lockoutKeys.user(prefix, normalizeUsername(username));
+    const network = lockoutKeys.network(prefix, source.network);
+    pipeline.hmget(`${user}:lock`, ...LOCK_FIELDS);
+    pipeline.hmget(`${user}:force`, ...LOCK_FIELDS);
+    pipeline.hmget(`${user}:pairlock:${source.ip}`, ...LOCK_FIELDS);
+    pipeline.zscore(`${user}:known`, source.network);
+    pipeline.hmget(`${network}:iplock:${source.ip}`, ...LOCK_FIELDS);
+    pipeline.hmget(`${network}:netlock`, ...LOCK_FIELDS);
+    return source;
+  });
+  const results = (await pipeline.exec()) ?? [];
+  for (const [err] of results) if (err) throw err;
+  return located.map((_, i) => {
+    const at = (k: number) => results[i * 6 + k]![1];
+    const record = (k: number) => recordFrom(at(k) as (string | null)[]);
+    const [user, force, pair, ipBlock, networkBlock] = [
+      record(0),
+      record(1),
+      record(2),
+      record(4),
+      record(5),
+    ];
+    const knownUntil = at(3) as string | null;
+    const knownNetwork = knownUntil !== null && Number(knownUntil) > now;
+    const applied: LockoutRecord[] = [];
+    let userLock: LockoutLock | null = null;
+    if (user && !(knownNetwork && user.sparesKnownNetworks === true)) {
+      userLock = { until: user.until };
+      applied.push(user);
+    }
+    let userIpLock: LockoutLock | null = null;
+    if (!knownNetwork) {
+      for (const lock of [pair, ipBlock, networkBlock]) {
+        if (!lock) continue;
+        userIpLock = moreSevere(userIpLock, { until: lock.until });
+        applied.push(lock);
+      }
+    }
+    if (force) applied.push(force);
+    return { userLock, userIpLock, forceSecondFactor: force !== undefined, knownNetwork, applied };
+  });
+}
+
+/** Lock state of one login; see {@link readLockStates}. */
+export async function readLockState(
+  redis: Redis,
+  prefix: string,
+  username: string,
+  ip: string,
+  now: number = Date.now(),
+): Promise<LockState> {
+  const [state] = await readLockStates(redis, prefix, [{ username, ip }], now);
+  return state!;
+}
+
+/**
+ * Lockouts in force, soonest to end first (permanent ones last), `limit` at a time
+ * (default 100, at most 1000); pass `nextCursor` back for the next page.
+ */
+export async function listLockouts(
+  redis: Redis,
+  prefix: string,
+  options: { limit?: number; cursor?: string; now?: number } = {},
+): Promise<{ lockouts: LockoutRecord[]; nextCursor?: string }> {
+  const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
+  const offset = Math.max(Number.parseInt(options.cursor ?? '0', 10) || 0, 0);
+  const now = options.now ?? Date.now();
+  const index = lockoutKeys.index(prefix);
+  await redis.zremrangebyscore(index, '-inf', `(${now}`);
+  const keys = await redis.zrangebyscore(index, now, '+inf', 'LIMIT', offset, limit);
+  if (keys.length === 0) return { lockouts: [] };
+  const pipeline = redis.pipeline();
+  for (const key of keys) pipeline.hmget(key, ...LOCK_FIELDS);
+  const results = (await pipeline.exec()) ?? [];
+  const lockouts: LockoutRecord[] = [];
+  const gone: string[] = [];
+  results.forEach(([err, values], i) => {
+    if (err) throw err;
+    const record = recordFrom(values as (string | null)[]);
+    if (record) lockouts.push(record);
+    else gone.push(keys[i]!);
+  });
+  if (gone.length > 0) await redis.zrem(index, ...gone);
+  return {
+    lockouts,
+    ...(keys.length === limit ? { nextCursor: String(offset + limit - gone.length) } : {}),
+  };
+}
+
+/** Why an admin lift could not name what to lift. */
+export class LockoutKeyError extends Error {
+  readonly code = 'TWOFOLD_LOCKOUT_KEY_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'LockoutKeyError';
+  }
+}
+
+/**
+ * Lifts the lockouts of one scope and key (an admin unlock) and forgets their evidence,
+ * so the next failure does not re-impose at once:
+ *
+ * - `user`, key = username: the hard lock and the "force a second factor" state; the
+ *   consecutive-failure streak and the user's failing sources are reset.
+ * - `user_ip`, key = `username|ip`: the (user, IP) backoff lock; its window is reset.
+ * - `ip`, key = an IP: the block of that IP; key = a network (`203.0.113.0/24`,
+ *   `2001:db8::/64`): the block of the network. Their windows are reset.
+ *
+ * Returns the records lifted (empty when nothing was in force); publishing
+ * `lockout.lifted` (by admin) is the caller's part. A lockout lifted here is never
+ * announced as lifted by expiry. Throws {@link LockoutKeyError} for a malformed key.
+ */
+export async function liftLockout(
+  redis: Redis,
+  prefix: string,
+  scope: LockoutRecord['scope'],
+  key: string,
+  options: { claimTtlMs?: number } = {},
+): Promise<LockoutRecord[]> {
+  const plan = liftPlan(scope, key);
+  const bases = new Map<string, { locks: string[]; clear: string[] }>();
+  for (const { target, clear } of plan) {
+    const { base, lockSub } = lockoutLocation(prefix, target);
+    const entry = bases.get(base) ?? { locks: [], clear: [] };
+    entry.locks.push(lockSub);
+    entry.clear.push(...clear);
+    bases.set(base, entry);
+  }
+  const lifted: LockoutRecord[] = [];
+  const unindexed: string[] = [];
+  for (const [base, { locks, clear }] of bases) {
+    const reply = (await runScript(
+      redis,
+      'twofoldLockoutAdminLift',
+      LOCKOUT_ADMIN_LIFT_SCRIPT,
+      [base],
+      [options.claimTtlMs ?? 7 * 86_400_000, locks.length, ...locks, clear.length, ...clear],
+    )) as string[][];
+    for (const fields of reply) {
+      const record = recordFrom(fields);
+      if (record) lifted.push(record);
+    }
+    unindexed.push(...locks.map((sub) => `${base}:${sub}`));
+  }
+  await redis.zrem(lockoutKeys.index(prefix), ...unindexed);
+  return lifted;
+}
+
+function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: string[] }[] {
+  if (scope === 'user') {
+    const username = normalizeUsername(key);
+    if (!username) throw new LockoutKeyError('the key of a user lockout is a username');
+    return [
+      { target: { kind: 'user', username }, clear: ['streak', 'src'] },
+      { target: { kind: 'force', username }, clear: [] },
+    ];
+  }
+  if (scope === 'user_ip') {
+    const at = key.lastIndexOf('|');
+    const username = normalizeUsername(key.slice(0, Math.max(at, 0)));
+    const source = at > 0 ? lockoutSourceOf(key.slice(at + 1)) : undefined;
+    if (!username || !source)
+      throw new LockoutKeyError('the key of a user_ip lockout is "username|ip", e.g. "alice|203.0.113.7"');
+    return [{ target: { kind: 'user_ip', username, ip: source.ip }, clear: [`pair:${source.ip}`] }];
+  }
+  if (scope === 'ip') {
+    const slash = key.indexOf('/');
+    const source = lockoutSourceOf(slash >= 0 ? key.slice(0, slash) : key);
+    if (!source)
+      throw new LockoutKeyError(
+        'the key of an ip lockout is an IP address or a network such as 203.0.113.0/24',
+      );
+    if (slash >= 0) {
+      if (key.slice(slash) !== source.network.slice(source.network.indexOf('/')))
+        throw new LockoutKeyError(`networks are IPv4 /24 and IPv6 /64: ${source.network}`);
+      return [{ target: { kind: 'network', network: source.network }, clear: ['users', 'ips'] }];
+    }
+    return [
+      {
+        target: { kind: 'ip', ip: source.ip, network: source.network },
+        clear: [`ipusers:${source.ip}`, `ipfail:${source.ip}`],
+      },
+    ];
+  }
+  throw new LockoutKeyError(`unknown scope "${scope}" (user, user_ip, ip)`);
+}

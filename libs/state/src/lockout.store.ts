@@ -1,0 +1,463 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from '@twofold/redis';
+import {
+  lockoutKeys,
+  lockoutLocation,
+  recordFrom,
+  type LockoutRecord,
+  type LockoutTarget,
+} from './lockout-keys.js';
+import {
+  LOCKOUT_IMPOSE_SCRIPT,
+  LOCKOUT_LIFT_EXPIRED_SCRIPT,
+  LOCKOUT_NETWORK_COUNT_SCRIPT,
+  LOCKOUT_SPRAY_ADD_SCRIPT,
+  LOCKOUT_SPRAY_WINDOW_SCRIPT,
+  LOCKOUT_USER_COUNT_SCRIPT,
+} from './lockout.scripts.js';
+
+// The write side of lockout state, used by the lockout detector. Readers (verifier, api)
+// use lockout.state.ts.
+
+/** Window lengths and bounds of the lockout store, in ms (from the detector's rules). */
+export interface LockoutStoreSettings {
+  /** How long counted event ids are remembered (dedupe), and how many per key at most. */
+  readonly seenHorizonMs: number;
+  readonly seenCap: number;
+  /** (user, IP) failure window. */
+  readonly pairWindowMs: number;
+  /** Window of distinct sources failing for one user. */
+  readonly userSourcesWindowMs: number;
+  /** Window of distinct users per IP / network. */
+  readonly sourceWindowMs: number;
+  /** Most entries a window keeps (counts saturate there, far above any threshold). */
+  readonly windowCap: number;
+  readonly streakTtlMs: number;
+  readonly pendingTtlMs: number;
+  readonly knownMax: number;
+  readonly knownTtlMs: number;
+  readonly spray: { readonly windowMs: number; readonly bucketMs: number; readonly baselineWindows: number };
+  /** How long "who lifted this lockout" is remembered. */
+  readonly claimTtlMs: number;
+  /** Bases (users or networks) per script call: 1 on Redis Cluster, more on a single Redis. */
+  readonly basesPerCall: number;
+  /** Events per script call at most (a call blocks Redis while it runs). */
+  readonly eventsPerCall: number;
+}
+
+/** A signal about a user: a failure, a primary login, or a completed sign-in. */
+export type LockoutUserSignal =
+  | {
+      readonly kind: 'failure';
+      readonly id: string;
+      readonly at: number;
+      readonly ip: string;
+      readonly network: string;
+    }
+  | {
+      readonly kind: 'login';
+      readonly id: string;
+      readonly at: number;
+      readonly network: string;
+      readonly session: string;
+    }
+  | { readonly kind: 'complete'; readonly id: string; readonly session: string };
+
+export interface UserFailureCounts {
+  readonly duplicate: boolean;
+  readonly knownNetwork: boolean;
+  readonly streak: number;
+  readonly streakFromKnownNetworks: number;
+  readonly pairFailures: number;
+  readonly userSources: number;
+  readonly userLock: 'none' | 'spares_known_networks' | 'every_network';
+  readonly forceSecondFactor: boolean;
+  readonly userIpLock: boolean;
+}
+export type UserSignalReply = UserFailureCounts | { readonly duplicate: boolean };
+
+export interface NetworkFailure {
+  readonly id: string;
+  readonly at: number;
+  readonly ip: string;
+  readonly username: string;
+}
+export interface NetworkFailureCounts {
+  readonly duplicate: boolean;
+  readonly ipUsers: number;
+  readonly ipFailures: number;
+  readonly networkUsers: number;
+  readonly networkIps: number;
+  readonly ipBlock: boolean;
+  readonly networkBlock: boolean;
+}
+
+export interface SprayFailure {
+  readonly id: string;
+  readonly at: number;
+  readonly username: string;
+  readonly ip: string;
+}
+
+/** A lockout to impose if absent. */
+export interface LockoutImposition {
+  readonly target: LockoutTarget;
+  /** The event that called for it; with the target it makes the lockout id. */
+  readonly causeId: string;
+  readonly scope: LockoutRecord['scope'];
+  readonly key: string;
+  readonly mode: LockoutRecord['mode'];
+  readonly rule: string;
+  readonly failures: number;
+  readonly sparesKnownNetworks?: boolean;
+  /** Widen an existing user lock that spares known networks, rather than impose. */
+  readonly widen?: boolean;
+  /** Durations (ms) by level; the last repeats. */
+  readonly schedule: readonly number[];
+  readonly levelMemoryMs: number;
+  /** The lock after this many in a row is permanent; 0 never. */
+  readonly permanentAfter: number;
+}
+
+/** Where a lockout lives: what a lift job needs to find it again. */
+export interface LockoutRef {
+  readonly base: string;
+  readonly lockSub: string;
+  readonly lockId: string;
+}
+
+export interface ImposedLockout {
+  readonly status: 'imposed' | 'existing' | 'widened';
+  readonly record: LockoutRecord;
+  readonly ref: LockoutRef;
+}
+
+export type LiftAtExpiry =
+  | { readonly status: 'lift' }
+  | { readonly status: 'early'; readonly untilMs: number }
+  | { readonly status: 'permanent' | 'superseded' }
+  | { readonly status: 'lifted'; readonly by: string };
+
+const SCRIPTS = {
+  twofoldLockoutUserCount: LOCKOUT_USER_COUNT_SCRIPT,
+  twofoldLockoutNetworkCount: LOCKOUT_NETWORK_COUNT_SCRIPT,
+  twofoldLockoutImpose: LOCKOUT_IMPOSE_SCRIPT,
+  twofoldLockoutLiftExpired: LOCKOUT_LIFT_EXPIRED_SCRIPT,
+  twofoldLockoutSprayAdd: LOCKOUT_SPRAY_ADD_SCRIPT,
+  twofoldLockoutSprayWindow: LOCKOUT_SPRAY_WINDOW_SCRIPT,
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptFn = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
+type WithScripts = { [K in ScriptName]: ScriptFn };
+
+const defined = new WeakSet<Redis>();
+/** Defines the scripts on a client once (EVALSHA, loaded on first use, also in pipelines). */
+function withScripts(redis: Redis): Redis & WithScripts {
+  if (!defined.has(redis)) {
+    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
+    defined.add(redis);
+  }
+  return redis as Redis & WithScripts;
+}
+
+/** Stable id of a lockout: its record key and the event that caused it. */
+export function lockoutIdOf(recordKey: string, causeId: string): string {
+  return createHash('sha256').update(`${recordKey}\n${causeId}`).digest('hex').slice(0, 32);
+}
+
+/** Splits groups into calls of at most `bases` groups and about `events` events. */
+function chunk<T>(groups: readonly [string, readonly T[]][], bases: number, events: number) {
+  const calls: [string, readonly T[]][][] = [];
+  let current: [string, readonly T[]][] = [];
+  let size = 0;
+  for (const group of groups) {
+    if (current.length > 0 && (current.length >= bases || size + group[1].length > events)) {
+      calls.push(current);
+      current = [];
+      size = 0;
+    }
+    current.push(group);
+    size += group[1].length;
+  }
+  if (current.length > 0) calls.push(current);
+  return calls;
+}
+
+const USER_LOCK = ['none', 'spares_known_networks', 'every_network'] as const;
+
+/**
+ * The lockout detector's side of lockout state: counting in sliding windows, imposing
+ * lockouts if absent, lifting them at expiry, the global spray figures. Every count is
+ * idempotent by event id: a redelivered event changes nothing and gets the current counts.
+ */
+export function createLockoutStore(redis: Redis, prefix: string, settings: LockoutStoreSettings) {
+  const client = withScripts(redis);
+  const globalBase = lockoutKeys.global(prefix);
+
+  return {
+    /**
+     * Counts one batch in one round trip: user signals grouped by username, failures
+     * grouped by network, and the spray figures. Replies follow the input order.
+     */
+    async countBatch(input: {
+      users: ReadonlyMap<string, readonly LockoutUserSignal[]>;
+      networks: ReadonlyMap<string, readonly NetworkFailure[]>;
+      spray: readonly SprayFailure[];
+      now: number;
+    }): Promise<{
+      users: Map<string, UserSignalReply[]>;
+      networks: Map<string, NetworkFailureCounts[]>;
+    }> {
+      const pipeline = client.pipeline() as unknown as WithScripts & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      const s = settings;
+      const userCalls = chunk([...input.users], s.basesPerCall, s.eventsPerCall);
+      const networkCalls = chunk([...input.networks], s.basesPerCall, s.eventsPerCall);
+      for (const call of userCalls) {
+        const args: (string | number)[] = [
+          input.now,
+          s.seenHorizonMs,
+          s.seenCap,
+          s.pairWindowMs,
+          s.userSourcesWindowMs,
+          s.windowCap,
+          s.streakTtlMs,
+          s.pendingTtlMs,
+          s.knownMax,
+          s.knownTtlMs,
+        ];
+        for (const [, signals] of call) {
+          args.push(signals.length);
+          for (const signal of signals) {
+            if (signal.kind === 'failure')
+              args.push('f', signal.id, signal.at, signal.ip, signal.network, '');
+            else if (signal.kind === 'login')
+              args.push('s', signal.id, signal.at, '', signal.network, signal.session);
+            else args.push('c', signal.id, 0, '', '', signal.session);
+          }
+        }
+        void pipeline.twofoldLockoutUserCount(
+          call.length,
+          ...call.map(([username]) => lockoutKeys.user(prefix, username)),
+          ...args,
+        );
+      }
+      for (const call of networkCalls) {
+        const args: (string | number)[] = [
+          input.now,
+          s.seenHorizonMs,
+          s.seenCap,
+          s.sourceWindowMs,
+          s.windowCap,
+        ];
+        for (const [, failures] of call) {
+          args.push(failures.length);
+          for (const f of failures) args.push(f.id, f.at, f.ip, f.username);
+        }
+        void pipeline.twofoldLockoutNetworkCount(
+          call.length,
+          ...call.map(([network]) => lockoutKeys.network(prefix, network)),
+          ...args,
+        );
+      }
+      if (input.spray.length > 0) {
+        const args: (string | number)[] = [
+          input.now,
+          s.spray.bucketMs,
+          s.spray.windowMs,
+          s.spray.baselineWindows,
+        ];
+        for (const f of input.spray) args.push(f.at, f.id, f.username, f.ip);
+        void pipeline.twofoldLockoutSprayAdd(1, globalBase, ...args);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      for (const [err] of results) if (err) throw err;
+
+      const users = new Map<string, UserSignalReply[]>();
+      let r = 0;
+      for (const call of userCalls) {
+        const reply = results[r++]![1] as number[][][];
+        call.forEach(([username], g) => {
+          users.set(
+            username,
+            reply[g]!.map((v) =>
+              v.length === 1
+                ? { duplicate: v[0] === 1 }
+                : {
+                    duplicate: v[0] === 1,
+                    knownNetwork: v[1] === 1,
+                    streak: v[2]!,
+                    streakFromKnownNetworks: v[3]!,
+                    pairFailures: v[4]!,
+                    userSources: v[5]!,
+                    userLock: USER_LOCK[v[6]!] ?? 'none',
+                    forceSecondFactor: v[7] === 1,
+                    userIpLock: v[8] === 1,
+                  },
+            ),
+          );
+        });
+      }
+      const networks = new Map<string, NetworkFailureCounts[]>();
+      for (const call of networkCalls) {
+        const reply = results[r++]![1] as number[][][];
+        call.forEach(([network], g) => {
+          networks.set(
+            network,
+            reply[g]!.map((v) => ({
+              duplicate: v[0] === 1,
+              ipUsers: v[1]!,
+              ipFailures: v[2]!,
+              networkUsers: v[3]!,
+              networkIps: v[4]!,
+              ipBlock: v[5] === 1,
+              networkBlock: v[6] === 1,
+            })),
+          );
+        });
+      }
+      return { users, networks };
+    },
+
+    /**
+     * Imposes lockouts that are absent (atomically per key) and indexes them for the
+     * admin list. Replies per imposition: what was imposed (or found already imposed by
+     * this cause, to announce again), or undefined when another lockout is in force.
+     */
+    async impose(
+      impositions: readonly LockoutImposition[],
+      now: number,
+    ): Promise<(ImposedLockout | undefined)[]> {
+      if (impositions.length === 0) return [];
+      const located = impositions.map((imposition) => {
+        const location = lockoutLocation(prefix, imposition.target);
+        const recordKey = `${location.base}:${location.lockSub}`;
+        return { imposition, location, lockId: lockoutIdOf(recordKey, imposition.causeId) };
+      });
+      const byBase = new Map<string, typeof located>();
+      for (const item of located) {
+        const list = byBase.get(item.location.base) ?? [];
+        list.push(item);
+        byBase.set(item.location.base, list);
+      }
+      const calls = chunk([...byBase], settings.basesPerCall, settings.eventsPerCall);
+      const pipeline = client.pipeline() as unknown as WithScripts & {
+        exec(): Promise<[Error | null, unknown][] | null>;
+      };
+      for (const call of calls) {
+        const args: (string | number)[] = [now, settings.claimTtlMs];
+        for (const [, items] of call) {
+          args.push(items.length);
+          for (const { imposition: i, location, lockId } of items) {
+            args.push(
+              location.lockSub,
+              location.levelSub,
+              lockId,
+              i.scope,
+              i.key,
+              i.mode,
+              i.rule,
+              i.failures,
+              i.sparesKnownNetworks === undefined ? '' : i.sparesKnownNetworks ? '1' : '0',
+              i.levelMemoryMs,
+              i.permanentAfter,
+              i.schedule.join(','),
+              i.widen ? '1' : '0',
+            );
+          }
+        }
+        void pipeline.twofoldLockoutImpose(call.length, ...call.map(([base]) => base), ...args);
+      }
+      const results = (await pipeline.exec()) ?? [];
+      for (const [err] of results) if (err) throw err;
+
+      const outcome = new Map<(typeof located)[number], ImposedLockout | undefined>();
+      calls.forEach((call, c) => {
+        const reply = results[c]![1] as string[][][];
+        call.forEach(([, items], g) => {
+          items.forEach((item, i) => {
+            const [status, ...fields] = reply[g]![i]!;
+            const record = status === 'skipped' ? undefined : recordFrom(fields);
+            outcome.set(
+              item,
+              record
+                ? {
+                    status: status as ImposedLockout['status'],
+                    record,
+                    ref: { base: item.location.base, lockSub: item.location.lockSub, lockId: record.lockId },
+                  }
+                : undefined,
+            );
+          });
+        });
+      });
+      const imposed = located.map((item) => outcome.get(item));
+      const index: (string | number)[] = [];
+      for (const done of imposed) {
+        if (!done) continue;
+        index.push(
+          done.record.until === null ? '+inf' : Date.parse(done.record.until),
+          `${done.ref.base}:${done.ref.lockSub}`,
+        );
+      }
+      if (index.length > 0) await client.zadd(lockoutKeys.index(prefix), ...index);
+      return imposed;
+    },
+
+    /** Lifts a lockout whose time is up, unless an admin did first or a newer one replaced it. */
+    async liftAtExpiry(ref: LockoutRef, now: number): Promise<LiftAtExpiry> {
+      const reply = (await client.twofoldLockoutLiftExpired(
+        1,
+        ref.base,
+        ref.lockSub,
+        ref.lockId,
+        now,
+        settings.claimTtlMs,
+      )) as string[];
+      const [status, detail] = reply;
+      if (status === 'early') return { status, untilMs: Number(detail) };
+      if (status === 'lifted') return { status, by: detail ?? '' };
+      if (status === 'lift' || status === 'permanent' || status === 'superseded') {
+        if (status === 'lift') await client.zrem(lockoutKeys.index(prefix), `${ref.base}:${ref.lockSub}`);
+        return { status };
+      }
+      throw new Error(`unexpected lift reply ${String(status)}`);
+    },
+
+    /** The global spray figures of the window ending at `now`. */
+    async sprayWindow(now: number): Promise<{
+      failures: number;
+      distinctUsers: number;
+      distinctIps: number;
+      distinctPairs: number;
+      baselineFailures: number;
+    }> {
+      const { windowMs, bucketMs, baselineWindows } = settings.spray;
+      const [failures, users, ips, pairs, baseline] = (await client.twofoldLockoutSprayWindow(
+        1,
+        globalBase,
+        now,
+        bucketMs,
+        windowMs,
+        baselineWindows,
+      )) as number[];
+      return {
+        failures: failures!,
+        distinctUsers: users!,
+        distinctIps: ips!,
+        distinctPairs: pairs!,
+        baselineFailures: baseline! / baselineWindows,
+      };
+    },
+
+    /** True for the one caller that may announce a spray now (then quiet for `cooldownMs`). */
+    async claimSprayAnnouncement(cooldownMs: number): Promise<boolean> {
+      return (await client.set(`${globalBase}:spray`, '1', 'PX', cooldownMs, 'NX')) === 'OK';
+    },
+    async releaseSprayAnnouncement(): Promise<void> {
+      await client.del(`${globalBase}:spray`);
+    },
+  };
+}
+export type LockoutStore = ReturnType<typeof createLockoutStore>;

@@ -1,0 +1,295 @@
+import type { AnyTwofoldEvent } from '@twofold/contracts';
+import type { BatchOutcome, ConsumedEvent, EventProducer } from '@twofold/kafka';
+import {
+  attackDetectedEvent,
+  backoffSchedule,
+  decideFailureResponses,
+  lockoutImposedEvent,
+  userIpKey,
+  type FailureResponse,
+  type LockoutRules,
+} from '@twofold/lockout';
+import type {
+  ImposedLockout,
+  LockoutImposition,
+  LockoutStore,
+  LockoutUserSignal,
+  NetworkFailure,
+  NetworkFailureCounts,
+  SprayFailure,
+  UserFailureCounts,
+} from '@twofold/state';
+import type { Logger } from '@twofold/telemetry';
+import type { LockoutMetrics } from './lockout.metrics.js';
+import type { LiftScheduler } from './lockout-lift.worker.js';
+import { lockoutSignalOf, type LockoutSignal } from './lockout-signal.js';
+
+type Failure = Extract<LockoutSignal, { kind: 'failure' }>;
+
+/** Backoff schedules of each lockout kind, computed once from the rules. */
+function schedulesOf(rules: LockoutRules) {
+  return {
+    user_ip: backoffSchedule(rules.userIp.lockSeconds, rules.userIp.maxLockSeconds),
+    user: backoffSchedule(rules.hardLock.lockSeconds, rules.hardLock.maxLockSeconds),
+    source: backoffSchedule(rules.source.blockSeconds, rules.source.maxBlockSeconds),
+    force: [rules.user.forceSecondFactorSeconds * 1000],
+  };
+}
+
+/** The imposition a response calls for. */
+function impositionOf(
+  response: FailureResponse,
+  failure: Failure,
+  rules: LockoutRules,
+  schedules: ReturnType<typeof schedulesOf>,
+): { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>> } {
+  const base = { causeId: failure.id, rule: response.rule, failures: response.failures };
+  const permanentAfter = rules.permanent.afterLocks;
+  switch (response.kind) {
+    case 'user_ip':
+      return {
+        imposition: {
+          ...base,
+          target: { kind: 'user_ip', username: failure.username, ip: failure.ip },
+          scope: 'user_ip',
+          key: userIpKey(failure.username, failure.ip),
+          mode: 'deny',
+          schedule: schedules.user_ip,
+          levelMemoryMs: rules.userIp.levelMemorySeconds * 1000,
+          permanentAfter,
+        },
+      };
+    case 'force_second_factor':
+      return {
+        imposition: {
+          ...base,
+          target: { kind: 'force', username: failure.username },
+          scope: 'user',
+          key: failure.username,
+          mode: 'force_second_factor',
+          schedule: schedules.force,
+          levelMemoryMs: 0,
+          permanentAfter: 0,
+        },
+        evidence: response.evidence,
+      };
+    case 'user':
+    case 'user_widen':
+      return {
+        imposition: {
+          ...base,
+          target: { kind: 'user', username: failure.username },
+          scope: 'user',
+          key: failure.username,
+          mode: 'deny',
+          schedule: schedules.user,
+          levelMemoryMs: rules.hardLock.levelMemorySeconds * 1000,
+          permanentAfter,
+          ...(response.kind === 'user'
+            ? { sparesKnownNetworks: response.sparesKnownNetworks }
+            : { widen: true }),
+        },
+      };
+    case 'ip':
+      return {
+        imposition: {
+          ...base,
+          target: { kind: 'ip', ip: failure.ip, network: failure.network },
+          scope: 'ip',
+          key: failure.ip,
+          mode: 'deny',
+          schedule: schedules.source,
+          levelMemoryMs: rules.source.levelMemorySeconds * 1000,
+          permanentAfter,
+        },
+        evidence: response.evidence,
+      };
+    case 'network':
+      return {
+        imposition: {
+          ...base,
+          target: { kind: 'network', network: failure.network },
+          scope: 'ip',
+          key: failure.network,
+          mode: 'deny',
+          schedule: schedules.source,
+          levelMemoryMs: rules.source.levelMemorySeconds * 1000,
+          permanentAfter,
+        },
+        evidence: response.evidence,
+      };
+  }
+}
+
+/** One key per lockout record, so a batch asks for each lockout once. */
+function recordKeyOf(imposition: LockoutImposition): string {
+  const t = imposition.target;
+  switch (t.kind) {
+    case 'user':
+    case 'force':
+      return `${t.kind}\n${t.username}`;
+    case 'user_ip':
+      return `user_ip\n${t.username}\n${t.ip}`;
+    case 'ip':
+      return `ip\n${t.ip}`;
+    case 'network':
+      return `network\n${t.network}`;
+  }
+}
+
+/**
+ * The batch handler of the lockout detector. Per batch: one Redis round trip counts every
+ * signal (idempotent by event id), the pure rules decide, a second round trip (only when a
+ * rule fires) imposes what is absent, then the lift jobs are scheduled and the security
+ * events published. A failure anywhere fails the batch and the runner retries it: counts
+ * do not change on the retry, lockouts this batch imposed are found again ("existing") and
+ * announced with the same event ids.
+ */
+export function createLockoutHandler(deps: {
+  store: LockoutStore;
+  producer: EventProducer;
+  lifts: LiftScheduler;
+  rules: LockoutRules;
+  metrics: LockoutMetrics;
+  logger: Logger;
+  clock: () => number;
+}) {
+  const { store, rules, metrics } = deps;
+  const schedules = schedulesOf(rules);
+
+  return async function handle(batch: readonly ConsumedEvent[]): Promise<BatchOutcome> {
+    const now = deps.clock();
+    const rejected: { item: ConsumedEvent; reason: string }[] = [];
+    const users = new Map<string, LockoutUserSignal[]>();
+    const networks = new Map<string, NetworkFailure[]>();
+    const spray: SprayFailure[] = [];
+    // Where each failure's replies will be: [user group position, network group position].
+    const failures: { failure: Failure; item: ConsumedEvent; userAt: number; networkAt: number }[] = [];
+    const push = <T>(map: Map<string, T[]>, key: string, value: T) => {
+      const list = map.get(key) ?? [];
+      list.push(value);
+      map.set(key, list);
+      return list.length - 1;
+    };
+
+    for (const item of batch) {
+      const signal = lockoutSignalOf(item.event as AnyTwofoldEvent, item.timestamp, now, rules);
+      switch (signal.kind) {
+        case 'failure': {
+          if (signal.adjusted !== 'none') {
+            metrics.timeAdjusted.inc({ adjustment: signal.adjusted });
+            deps.logger.warn(
+              { eventId: signal.id, time: item.event.time, adjustment: signal.adjusted },
+              'absurd event time; counted at the broker time',
+            );
+          }
+          const userAt = push(users, signal.username, {
+            kind: 'failure',
+            id: signal.id,
+            at: signal.at,
+            ip: signal.ip,
+            network: signal.network,
+          });
+          const networkAt = push(networks, signal.network, {
+            id: signal.id,
+            at: signal.at,
+            ip: signal.ip,
+            username: signal.username,
+          });
+          spray.push({ id: signal.id, at: signal.at, username: signal.username, ip: signal.ip });
+          failures.push({ failure: signal, item, userAt, networkAt });
+          break;
+        }
+        case 'login':
+          push(users, signal.username, {
+            kind: 'login',
+            id: signal.id,
+            at: signal.at,
+            network: signal.network,
+            session: signal.session,
+          });
+          break;
+        case 'complete':
+          push(users, signal.username, { kind: 'complete', id: signal.id, session: signal.session });
+          break;
+        case 'rejected':
+          rejected.push({ item, reason: signal.reason });
+          break;
+        case 'ignored':
+          break;
+      }
+    }
+    if (users.size === 0) return { rejected };
+
+    const counts = await store.countBatch({ users, networks, spray, now });
+
+    const wanted = new Map<
+      string,
+      { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>>; item: ConsumedEvent }
+    >();
+    for (const { failure, item, userAt, networkAt } of failures) {
+      const user = counts.users.get(failure.username)![userAt] as UserFailureCounts;
+      const network = counts.networks.get(failure.network)![networkAt] as NetworkFailureCounts;
+      metrics.failures.inc({ topic: failure.topic, outcome: user.duplicate ? 'duplicate' : 'counted' });
+      const responses = decideFailureResponses(rules, {
+        knownNetwork: user.knownNetwork,
+        streak: user.streak,
+        streakFromKnownNetworks: user.streakFromKnownNetworks,
+        pairFailures: user.pairFailures,
+        userSources: user.userSources,
+        ipUsers: network.ipUsers,
+        ipFailures: network.ipFailures,
+        networkUsers: network.networkUsers,
+        networkIps: network.networkIps,
+        existing: {
+          userLock: user.userLock,
+          forceSecondFactor: user.forceSecondFactor,
+          userIpLock: user.userIpLock,
+          ipBlock: network.ipBlock,
+          networkBlock: network.networkBlock,
+        },
+      });
+      for (const response of responses) {
+        const planned = impositionOf(response, failure, rules, schedules);
+        const key = recordKeyOf(planned.imposition);
+        if (!wanted.has(key)) wanted.set(key, { ...planned, item });
+      }
+    }
+    if (wanted.size === 0) return { rejected };
+
+    const plans = [...wanted.values()];
+    const results = await store.impose(
+      plans.map((p) => p.imposition),
+      now,
+    );
+    const events: ReturnType<typeof lockoutImposedEvent | typeof attackDetectedEvent>[] = [];
+    const toSchedule: ImposedLockout[] = [];
+    const time = new Date(now);
+    results.forEach((result, i) => {
+      if (!result) return;
+      const plan = plans[i]!;
+      const { record } = result;
+      events.push(lockoutImposedEvent(record, { time, widened: result.status === 'widened' }));
+      if (result.status !== 'widened' && plan.evidence) {
+        const kind = record.mode === 'force_second_factor' ? 'brute_force' : 'credential_stuffing';
+        events.push(
+          attackDetectedEvent(
+            kind,
+            record.key,
+            { ...plan.evidence, rule: record.rule, lockId: record.lockId },
+            { time, idParts: [record.lockId] },
+          ),
+        );
+        if (result.status === 'imposed') metrics.attacks.inc({ kind });
+      }
+      if (result.status === 'imposed' || result.status === 'widened') {
+        metrics.imposed.inc({ scope: record.scope, rule: record.rule });
+        metrics.detection.observe({ scope: record.scope }, Math.max(0, now - plan.item.timestamp) / 1000);
+      }
+      if (result.status !== 'widened' && record.until !== null) toSchedule.push(result);
+    });
+    await deps.lifts.schedule(toSchedule, now);
+    if (events.length > 0) await deps.producer.publish('security', events);
+    return { rejected };
+  };
+}
