@@ -118,6 +118,10 @@ BEGIN
   DELETE FROM audit_chains WHERE day < cutoff;
 END $$;
 
+-- Upkeep is the sink's job, not everyone's (functions are executable by PUBLIC by default).
+REVOKE EXECUTE ON FUNCTION ensure_audit_partitions(integer, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drop_audit_partitions(integer) FROM PUBLIC;
+
 -- Views for analysts. Times are timestamptz; date_trunc follows the session's TimeZone.
 
 CREATE VIEW audit_failed_logins_by_ip_hourly AS

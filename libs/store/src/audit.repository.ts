@@ -234,17 +234,22 @@ async function insertChained(
 
 async function transaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let result: T;
   try {
     await client.query('BEGIN');
-    const result = await fn(client);
+    result = await fn(client);
     await client.query('COMMIT');
-    return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    // A connection that cannot even roll back (Postgres went away) is dropped, not reused.
+    const rolledBack = await client.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
+    client.release(!rolledBack);
     throw err;
-  } finally {
-    client.release();
   }
+  client.release();
+  return result;
 }
 
 /** A rollback on purpose: the optimistic insert met rows that are stored already. */

@@ -13,7 +13,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { EventProducer } from '@twofold/kafka';
 import type { Redis } from '@twofold/redis';
 import type { ChallengeStore } from '@twofold/state';
-import type { AppsRepository, PolicyRepository } from '@twofold/store';
+import type { AppsRepository, PolicyRepository, Pool } from '@twofold/store';
 import type { CodeVerifier, EnrollmentService, PolicySnapshot } from '@twofold/verification';
 import type { Logger, ReadinessCheck, ServiceMetrics } from '@twofold/telemetry';
 import type { Authenticator } from './auth.js';
@@ -29,6 +29,7 @@ import {
 import { docsCsp, registerSecurityHeaders } from './plugins/security-headers.plugin.js';
 import { registerStrictBodyValidation } from './plugins/strict-validation.plugin.js';
 import { adminAppsRoute } from './routes/admin-apps.route.js';
+import { adminAuditRoute } from './routes/admin-audit.route.js';
 import { adminPolicyRoute } from './routes/admin-policy.route.js';
 import { adminUsersRoute } from './routes/admin-users.route.js';
 import { challengesRoute } from './routes/challenges.route.js';
@@ -70,6 +71,8 @@ export interface ApiDeps {
   limits?: { rates?: RateLimits; redis?: Redis; keyPrefix?: string };
   /** Session state, session events (SSE) and webhook admin; without it those routes are absent. */
   sessions?: SessionApiDeps;
+  /** Postgres for the admin audit search (GET /v1/admin/audit); without it that route is absent. */
+  pool?: Pool;
 }
 
 /** Builds the api without listening, so tests can inject requests or listen on port 0. */
@@ -109,6 +112,7 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
   await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
+  if (deps.pool) await app.register(adminAuditRoute({ auth: deps.auth, pool: deps.pool }));
   await app.register(challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }));
   await app.register(enrollmentsRoute({ auth: deps.auth, enrollment: deps.enrollment, publicUrl: deps.publicUrl }));
   await app.register(

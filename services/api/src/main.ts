@@ -68,6 +68,7 @@ const sessionFeed = createSessionEventFeed({
 const deadLetters = createWebhookDeadLetters({ redisUrl: config.redis.url, prefix: config.redis.keyPrefix });
 
 const app = await buildApi({
+  pool,
   logger,
   metrics,
   producer,
