@@ -65,7 +65,7 @@ async function enroll(username: string): Promise<{ secret: string; backupCodes: 
 
 beforeAll(async () => {
   world = await isolated('verifier', { database: true });
-  services = await startServices(world, ['api', 'verifier', 'session-broadcaster']);
+  services = await startServices(world, ['api', 'verifier', 'session-broadcaster', 'lockout-detector']);
   pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 2 });
   for (const appId of ['jira', 'confluence', 'bitbucket']) {
     const res = await admin()<{ key: string }>('POST', '/v1/admin/apps', { appId });
@@ -206,6 +206,33 @@ describe('verify once', () => {
     });
     // A new session of the same user is asked again.
     expect((await login('jira', 'rita', newSession())).decision).toBe('challenge');
+  });
+});
+
+describe('locked users', () => {
+  it('a locked (user, IP) is denied with lockedUntil; the same user from elsewhere is challenged', async () => {
+    await enroll('vic');
+    for (let i = 0; i < 5; i++) {
+      const res = await as('jira')('POST', '/v1/login-events', {
+        type: 'twofold.login.failed',
+        subject: 'vic',
+        data: { appId: 'jira', ip: '198.51.100.77', reason: 'bad_password' },
+      });
+      expect(res.status).toBe(202);
+    }
+    const denied = await eventually(
+      async () => {
+        const decision = await login('jira', 'vic', newSession(), { ip: '198.51.100.77' });
+        return decision.decision === 'deny' ? decision : undefined;
+      },
+      15_000,
+      'the lock to apply',
+    );
+    expect(denied).toMatchObject({ decision: 'deny', reason: 'locked' });
+    expect(Date.parse(denied.lockedUntil!)).toBeGreaterThan(Date.now());
+    expect(await login('jira', 'vic', newSession(), { ip: '203.0.113.50' })).toMatchObject({
+      decision: 'challenge',
+    });
   });
 });
 

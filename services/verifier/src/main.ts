@@ -1,10 +1,10 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
-import { createRedis, type Redis } from '@twofold/redis';
+import { createRedis } from '@twofold/redis';
 import { createEnrollmentsRepository, createPolicyRepository, createPool } from '@twofold/store';
 import { createPolicySnapshot } from '@twofold/verification';
-import { readSession } from '@twofold/state';
+import { readLockStates, readSession } from '@twofold/state';
 import { createLoginStateReader } from './login-state.reader.js';
 import {
   createLogger,
@@ -29,12 +29,6 @@ const pool = createPool({
   max: config.database.poolSize,
 });
 
-// Until the lockout reader lands in @twofold/state no lock is seen; a Redis error still
-// fails closed.
-const pingThen = async <T>(client: Redis, value: T): Promise<T> => {
-  await client.ping();
-  return value;
-};
 const state = createLoginStateReader({
   sessionsVerified: (logins) =>
     Promise.all(
@@ -43,11 +37,7 @@ const state = createLoginStateReader({
         return current.verified && current.username === username;
       }),
     ),
-  locks: (logins) =>
-    pingThen(
-      redis,
-      logins.map(() => ({ userLock: null, userIpLock: null, forceSecondFactor: false })),
-    ),
+  locks: (logins) => readLockStates(redis, config.redis.keyPrefix, logins),
 });
 
 const verifier = buildVerifier({
