@@ -32,6 +32,7 @@ import { adminAppsRoute } from './routes/admin-apps.route.js';
 import { adminAuditRoute } from './routes/admin-audit.route.js';
 import { adminPolicyRoute } from './routes/admin-policy.route.js';
 import { adminUsersRoute } from './routes/admin-users.route.js';
+import { adminLockoutsRoute } from './routes/admin-lockouts.route.js';
 import { challengesRoute } from './routes/challenges.route.js';
 import { enrollmentsRoute } from './routes/enrollments.route.js';
 import { healthRoute } from './routes/health.route.js';
@@ -69,6 +70,8 @@ export interface ApiDeps {
   policySnapshot: PolicySnapshot;
   /** Rate limits per minute, counted in Redis for every replica (in memory without it); defaults when absent. */
   limits?: { rates?: RateLimits; redis?: Redis; keyPrefix?: string };
+  /** Lockout state for the admin lockout routes; without it those routes are absent. */
+  lockouts?: { redis: Redis; keyPrefix: string };
   /** Session state, session events (SSE) and webhook admin; without it those routes are absent. */
   sessions?: SessionApiDeps;
   /** Postgres for the admin audit search (GET /v1/admin/audit); without it that route is absent. */
@@ -119,6 +122,7 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     adminPolicyRoute({ auth: deps.auth, policies: deps.policies, snapshot: deps.policySnapshot, producer: deps.producer }),
   );
   await app.register(adminUsersRoute({ auth: deps.auth, enrollment: deps.enrollment }));
+  if (deps.lockouts) await app.register(adminLockoutsRoute({ auth: deps.auth, producer: deps.producer, ...deps.lockouts }));
   await app.register(
     hostedPagesRoute({
       challenges: deps.challenges,

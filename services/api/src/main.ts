@@ -83,6 +83,7 @@ const app = await buildApi({
   policySnapshot,
   limits: { rates: config.rateLimits, redis, keyPrefix: config.redis.keyPrefix },
   sessions: { redis, keyPrefix: config.redis.keyPrefix, feed: sessionFeed, deadLetters },
+  lockouts: { redis, keyPrefix: config.redis.keyPrefix },
   readiness: async () => ({
     kafka: producer.isConnected() && (await pingKafka(kafka)),
     redis: await pingRedis(redis),

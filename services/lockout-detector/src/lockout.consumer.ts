@@ -241,17 +241,24 @@ export function createLockoutHandler(deps: {
         ipFailures: network.ipFailures,
         networkUsers: network.networkUsers,
         networkIps: network.networkIps,
+        // A redelivered failure may have imposed a lockout that was never announced (a
+        // crash in between): it asks again as if nothing were in force, and the store
+        // answers "existing" for the lockout this very event caused, to announce again.
         existing: {
-          userLock: user.userLock,
-          forceSecondFactor: user.forceSecondFactor,
-          userIpLock: user.userIpLock,
-          ipBlock: network.ipBlock,
-          networkBlock: network.networkBlock,
+          userLock: user.duplicate ? 'none' : user.userLock,
+          forceSecondFactor: !user.duplicate && user.forceSecondFactor,
+          userIpLock: !user.duplicate && user.userIpLock,
+          ipBlock: !network.duplicate && network.ipBlock,
+          networkBlock: !network.duplicate && network.networkBlock,
         },
       });
       for (const response of responses) {
         const planned = impositionOf(response, failure, rules, schedules);
-        const key = recordKeyOf(planned.imposition);
+        // Fresh failures ask once per lockout (the first to cross wins). Redelivered ones
+        // see today's counts, not those they saw then, so each asks with its own id: the
+        // one that caused the lockout finds it ("existing") and announces it again.
+        const key =
+          recordKeyOf(planned.imposition) + (user.duplicate || network.duplicate ? `\n${failure.id}` : '');
         if (!wanted.has(key)) wanted.set(key, { ...planned, item });
       }
     }

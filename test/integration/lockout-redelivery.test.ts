@@ -1,0 +1,134 @@
+// At-least-once delivery, exactly-once effect: failures the detector reads twice (its
+// effect done, then a crash before the commit) count once, and what it announces has the
+// same ids the second time.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEvent, type TopicRole } from '@twofold/contracts';
+import { groupLag, type EventProducer } from '@twofold/kafka';
+import { resolveLockoutRules } from '@twofold/lockout';
+import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import { readLockState } from '@twofold/state';
+import { buildLockoutDetector } from '../../services/lockout-detector/src/lockout-detector.js';
+import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { readTopic } from '../support/topic-reader.js';
+
+const rules = resolveLockoutRules({ userIp: { lockSeconds: 600, maxLockSeconds: 600 } });
+let world: Isolated;
+let redis: Redis;
+let security: Awaited<ReturnType<typeof readTopic>>;
+const groupId = () => `${world.config.kafka.groupPrefix}twofold-lockout-detector`;
+
+beforeAll(async () => {
+  world = await isolated('lockout-redelivery');
+  redis = createRedis(world.config.redis.url, 'state');
+  await waitForRedis(redis);
+  security = await readTopic(world.kafka, world.topics.security);
+});
+
+afterAll(async () => {
+  await security?.stop();
+  const keys = await redis.keys(`${world.config.redis.keyPrefix}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  await redis.quit();
+  await world?.cleanup();
+});
+
+/** The world's producer, failing the first publish to the security topic: a crash after the effect. */
+function crashingOnce(producer: EventProducer): EventProducer & { crashed: boolean } {
+  const wrapper = {
+    ...producer,
+    crashed: false,
+    topics: producer.topics,
+    async publish(role: TopicRole, events: Parameters<EventProducer['publish']>[1]) {
+      if (role === 'security' && !wrapper.crashed) {
+        wrapper.crashed = true;
+        throw new Error('injected crash: counted and imposed, not yet announced or committed');
+      }
+      return producer.publish(role, events);
+    },
+  };
+  return wrapper;
+}
+
+function detectorWith(producer: EventProducer) {
+  return buildLockoutDetector({
+    kafka: world.kafka,
+    producer,
+    redis,
+    redisUrl: world.config.redis.url,
+    logger: world.logger,
+    metrics: world.metrics,
+    groupId: groupId(),
+    keyPrefix: world.config.redis.keyPrefix,
+    rules,
+  });
+}
+
+async function caughtUp() {
+  await eventually(
+    async () =>
+      (await groupLag(world.kafka, groupId(), [world.topics.login, world.topics.secondFactor])) === 0
+        ? true
+        : undefined,
+    60_000,
+    'the detector to catch up',
+  );
+}
+
+const userKey = (username: string, sub: string) => `${world.config.redis.keyPrefix}lo:{u:${username}}:${sub}`;
+const imposedIds = () =>
+  security
+    .json<{ id: string; type: string }>()
+    .filter((e) => e.type === 'twofold.lockout.imposed')
+    .map((e) => e.id);
+
+describe('redelivery', () => {
+  it('counts failures read twice once: after a crash before the commit, and after a replay of the topic', async () => {
+    const ip = '198.51.100.30';
+    const failures = Array.from({ length: 7 }, () =>
+      createEvent('twofold.login.failed', 'app/jira', 'twice', { appId: 'jira', ip, reason: 'bad_password' }),
+    );
+    const crashing = crashingOnce(world.producer);
+    const first = detectorWith(crashing);
+    await first.start();
+    await world.producer.publish('login', failures);
+
+    // The first attempt counts and imposes, then "crashes"; the runner retries the batch.
+    const announced = await eventually(
+      async () => (imposedIds().length > 0 ? imposedIds() : undefined),
+      30_000,
+      'the lockout announced after the retry',
+    );
+    expect(crashing.crashed).toBe(true);
+    await caughtUp();
+    expect(await redis.hget(userKey('twice', 'streak'), 'total')).toBe('7');
+    expect(await redis.zcard(userKey('twice', `pair:${ip}`))).toBe(7);
+    const lock = (await readLockState(redis, world.config.redis.keyPrefix, 'twice', ip)).applied[0]!;
+    expect(lock).toMatchObject({ scope: 'user_ip', failures: 5, level: 1 });
+    expect(announced).toHaveLength(1);
+    await first.stop();
+
+    // Crash before any commit: the group starts over from the first offset.
+    const admin = world.kafka.admin();
+    await admin.connect();
+    for (const topic of [world.topics.login, world.topics.secondFactor]) {
+      await admin.resetOffsets({ groupId: groupId(), topic, earliest: true });
+    }
+    await admin.disconnect();
+    const second = detectorWith(world.producer);
+    await second.start();
+    await caughtUp();
+    await second.stop();
+
+    expect(await redis.hget(userKey('twice', 'streak'), 'total')).toBe('7');
+    expect(await redis.zcard(userKey('twice', `pair:${ip}`))).toBe(7);
+    const network = `${world.config.redis.keyPrefix}lo:{n:198.51.100.0/24}`;
+    expect(await redis.zcard(`${network}:ipfail:${ip}`)).toBe(7);
+    // Same lockout (not a second level), announced under the same id if at all.
+    expect((await readLockState(redis, world.config.redis.keyPrefix, 'twice', ip)).applied[0]).toEqual(lock);
+    expect(new Set(imposedIds())).toEqual(new Set(announced));
+    const counted = await world.metrics.registry.getSingleMetric('twofold_lockout_failures_total')!.get();
+    const by = (outcome: string) => counted.values.find((v) => v.labels['outcome'] === outcome)?.value;
+    expect(by('counted')).toBe(7);
+    expect(by('duplicate')).toBeGreaterThanOrEqual(7);
+  });
+});
