@@ -105,6 +105,8 @@ export async function startReceiver(appId: string): Promise<AppReceiver> {
 
 export interface SessionWorld {
   world: Isolated;
+  /** The private Postgres schema holding this world's apps. */
+  schema: string;
   pool: Pool;
   apps: AppsRepository;
   redis: Redis;
@@ -141,14 +143,25 @@ export async function createSessionWorld(
     appIds: readonly string[];
     webhooks: WebhookSettings;
     ttlSeconds?: number;
-    logLevel?: string;
-    partitions?: number;
+    /** false: no broadcaster in this process (the benchmark runs its own process). */
+    broadcaster?: boolean;
+    /** Register the apps without webhook URLs (the benchmark's SSE/state-only run). */
+    webhooksOff?: boolean;
   },
 ): Promise<SessionWorld> {
   const world = await isolated(name);
   const adminKey = world.env['TWOFOLD_ADMIN_KEY']!;
   const schema = `t_${world.id.toLowerCase().replace(SCHEMA_SAFE, '_')}`;
-  await runMigrations({ databaseUrl: world.config.database.url, schema });
+  // node-pg-migrate's lock is database-wide: wait while another test or the stack migrates.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await runMigrations({ databaseUrl: world.config.database.url, schema });
+      break;
+    } catch (err) {
+      if (attempt > 60 || !/another migration is already running/i.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   const pool = createPool({ url: world.config.database.url, schema, max: 4 });
   const apps = createAppsRepository(pool);
   const redis = createRedis(world.config.redis.url, 'state');
@@ -210,7 +223,7 @@ export async function createSessionWorld(
     const res = await fetch(`${apiUrl}/v1/admin/apps`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ appId, webhookUrl: receivers[appId]!.url }),
+      body: JSON.stringify({ appId, ...(options.webhooksOff ? {} : { webhookUrl: receivers[appId]!.url }) }),
     });
     if (res.status !== 201) throw new Error(`registering ${appId}: HTTP ${res.status} ${await res.text()}`);
     keys[appId] = ((await res.json()) as { key: string }).key;
@@ -219,10 +232,11 @@ export async function createSessionWorld(
     });
     secrets[appId] = ((await secret.json()) as { secret: string }).secret;
   }
-  await broadcaster.start();
+  if (options.broadcaster !== false) await broadcaster.start();
 
   const sessionWorld: SessionWorld = {
     world,
+    schema,
     pool,
     apps,
     redis,
@@ -273,7 +287,7 @@ export async function createSessionWorld(
     },
     async close() {
       await api.close().catch(() => undefined);
-      await broadcaster.stop().catch(() => undefined);
+      if (options.broadcaster !== false) await broadcaster.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
       await deadLetters.close().catch(() => undefined);
       for (const receiver of Object.values(receivers)) await receiver.close();

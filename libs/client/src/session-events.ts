@@ -42,6 +42,9 @@ export class SessionEventsAuthError extends Error {
   }
 }
 
+/** Event ids remembered to drop repeats. */
+const RECENT_IDS = 10_000;
+
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
@@ -63,6 +66,11 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
   let connection: AbortController | undefined;
   let serverRetry: number | undefined;
   let manual = false;
+  const seen = new Set<string>();
+  const remember = (id: string) => {
+    seen.add(id);
+    if (seen.size > RECENT_IDS) seen.delete(seen.values().next().value!);
+  };
 
   async function connectOnce(): Promise<void> {
     connection = new AbortController();
@@ -96,7 +104,13 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
           }
           if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
           try {
-            await options.onEvent(JSON.parse(sse.data) as SessionEvent, { id: sse.id });
+            const event = JSON.parse(sse.data) as SessionEvent;
+            // Deliveries are at least once: an event re-announced after a broadcaster retry
+            // carries the same id, and is handed over once.
+            if (!seen.has(event.id)) {
+              await options.onEvent(event, { id: sse.id });
+              remember(event.id);
+            }
             lastEventId = sse.id;
           } catch (err) {
             failure = err;

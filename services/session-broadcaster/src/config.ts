@@ -4,6 +4,7 @@ import {
   millis,
   num,
   readEnv,
+  str,
   commonEnvSpec,
   toCommonConfig,
   type CommonConfig,
@@ -28,7 +29,14 @@ export const sessionBroadcasterEnvSpec = {
     desc: 'first retry delay of a failed webhook; doubles each attempt (10 attempts ≈ 8.5 min)',
   }),
   TWOFOLD_WEBHOOK_TIMEOUT_MS: millis({ default: 5_000, desc: 'how long one webhook request may take' }),
-  TWOFOLD_WEBHOOK_CONCURRENCY: num({ default: 16, desc: 'webhook requests in flight per app' }),
+  TWOFOLD_WEBHOOK_CONCURRENCY: num({
+    default: 64,
+    desc: 'webhook requests in flight per app (connections kept alive)',
+  }),
+  TWOFOLD_SESSION_ROLES: str({
+    default: 'consume,deliver',
+    desc: 'what this process does: consume (events → state, topic, SSE, webhook queue), deliver (webhook requests), or both',
+  }),
   TWOFOLD_WEBHOOK_REFRESH_MS: millis({
     default: 5_000,
     desc: 'how often the registered apps (webhook URL, secret) are re-read',
@@ -46,6 +54,8 @@ export interface WebhookSettings {
 export interface SessionBroadcasterConfig extends CommonConfig {
   readonly session: { readonly ttlSeconds: number; readonly streamMaxLen: number };
   readonly webhooks: WebhookSettings;
+  /** consume: Kafka → session state, topic, SSE stream, webhook jobs; deliver: the webhook workers. */
+  readonly roles: { readonly consume: boolean; readonly deliver: boolean };
 }
 
 export function loadSessionBroadcasterConfig(
@@ -65,6 +75,10 @@ export function loadSessionBroadcasterConfig(
   if (!Number.isInteger(raw.TWOFOLD_SESSION_STREAM_MAXLEN) || raw.TWOFOLD_SESSION_STREAM_MAXLEN < 1_000) {
     problems.push('TWOFOLD_SESSION_STREAM_MAXLEN: must be an integer of at least 1000');
   }
+  const roles = raw.TWOFOLD_SESSION_ROLES.split(',').map((r) => r.trim());
+  if (roles.length === 0 || roles.some((r) => r !== 'consume' && r !== 'deliver')) {
+    problems.push('TWOFOLD_SESSION_ROLES: must list consume, deliver or both (comma-separated)');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     ...toCommonConfig(raw, 'session-broadcaster'),
@@ -76,5 +90,6 @@ export function loadSessionBroadcasterConfig(
       concurrency: raw.TWOFOLD_WEBHOOK_CONCURRENCY,
       refreshMs: raw.TWOFOLD_WEBHOOK_REFRESH_MS,
     },
+    roles: { consume: roles.includes('consume'), deliver: roles.includes('deliver') },
   });
 }

@@ -1,7 +1,7 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
-import { createRedis } from '@twofold/redis';
+import { createRedis, pingRedis } from '@twofold/redis';
 import { createAppsRepository, createPool } from '@twofold/store';
 import {
   createLogger,
@@ -30,37 +30,47 @@ const webhooks = createWebhookDispatcher({
   settings: config.webhooks,
   logger,
   metrics,
+  deliver: config.roles.deliver,
 });
 
-const service = buildSessionBroadcaster({
-  kafka,
-  producer,
-  redis,
-  logger,
-  metrics,
-  groupId: `${config.kafka.groupPrefix}twofold-session-broadcaster`,
-  keyPrefix: config.redis.keyPrefix,
-  sessionTtlSeconds: () => config.session.ttlSeconds,
-  streamMaxLen: config.session.streamMaxLen,
-  webhooks,
-});
+// Role `consume` runs the pipeline; a process with only `deliver` runs the webhook workers
+// (so webhook traffic can scale apart from, and never slow, state and SSE propagation).
+const service = config.roles.consume
+  ? buildSessionBroadcaster({
+      kafka,
+      producer,
+      redis,
+      logger,
+      metrics,
+      groupId: `${config.kafka.groupPrefix}twofold-session-broadcaster`,
+      keyPrefix: config.redis.keyPrefix,
+      sessionTtlSeconds: () => config.session.ttlSeconds,
+      streamMaxLen: config.session.streamMaxLen,
+      webhooks,
+    })
+  : undefined;
 
-await producer.connect();
-await service.start();
+if (service) {
+  await producer.connect();
+  await service.start();
+} else {
+  await webhooks.start();
+}
 const health = await startHealthServer({
   port: config.metricsPort,
   registry: metrics.registry,
-  readiness: service.readiness,
+  readiness:
+    service?.readiness ?? (async () => ({ redis: await pingRedis(redis), webhooks: webhooks.isReady() })),
   logger,
 });
-logger.info({ port: health.port }, 'session-broadcaster started');
+logger.info({ port: health.port, roles: config.roles }, 'session-broadcaster started');
 
 stopOnSignals(
   createShutdown({
     logger,
     timeoutMs: config.shutdownTimeoutMs,
     steps: [
-      { name: 'consumer and webhook workers', close: service.stop },
+      { name: 'consumer and webhook workers', close: () => (service ? service.stop() : webhooks.stop()) },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => redis.quit() },
       { name: 'postgres', close: () => pool.end() },

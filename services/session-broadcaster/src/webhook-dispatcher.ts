@@ -1,8 +1,12 @@
+import http from 'node:http';
+import https from 'node:https';
 import { signWebhook, WEBHOOK_HEADERS } from '@twofold/client';
 import { createWorker, UnrecoverableError, type Worker } from '@twofold/redis';
 import {
   createSessionWebhookQueue,
+  sessionWebhookJobId,
   sessionWebhookQueueName,
+  type SessionWebhookDelivery,
   type SessionWebhookJob,
   type SessionWebhookQueue,
 } from '@twofold/state';
@@ -11,7 +15,7 @@ import { Counter, Histogram, type Logger, type ServiceMetrics } from '@twofold/t
 import type { WebhookSettings } from './config.js';
 import type { SessionAnnouncement } from './session-change.js';
 
-/** A non-2xx answer or a network failure: retried with backoff until the attempts run out. */
+/** Some deliveries of a job failed (non-2xx, refused, timed out): retried with backoff. */
 export class WebhookDeliveryError extends Error {
   readonly retriable = true;
   constructor(
@@ -23,10 +27,16 @@ export class WebhookDeliveryError extends Error {
   }
 }
 
+/** Jobs of one app in flight at once; requests in flight are bounded by settings.concurrency. */
+const JOBS_IN_FLIGHT_PER_APP = 8;
+
 interface AppLane {
   target: WebhookTarget;
+  url: URL;
   queue: SessionWebhookQueue;
-  worker: Worker<SessionWebhookJob>;
+  /** Present when this process delivers (role `deliver`). */
+  worker?: Worker<SessionWebhookJob>;
+  agent?: http.Agent;
 }
 
 function webhookMetrics(metrics: ServiceMetrics) {
@@ -37,7 +47,7 @@ function webhookMetrics(metrics: ServiceMetrics) {
         Counter<'app' | 'outcome'> | undefined) ??
       new Counter({
         name: 'twofold_webhook_deliveries_total',
-        help: 'Session webhook attempts by app and outcome (delivered, failed, dead_lettered)',
+        help: 'Session webhook requests by app and outcome (delivered, failed), and events dead-lettered',
         labelNames: ['app', 'outcome'],
         registers: [registry],
       }),
@@ -53,10 +63,45 @@ function webhookMetrics(metrics: ServiceMetrics) {
   };
 }
 
+/** POSTs one body; resolves with the status code, rejects on a network error or timeout. */
+function post(
+  url: URL,
+  agent: http.Agent,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(url, {
+      method: 'POST',
+      agent,
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+    });
+    const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    request.on('response', (response) => {
+      response.resume();
+      response.on('end', () => {
+        clearTimeout(timer);
+        resolve(response.statusCode ?? 0);
+      });
+      response.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+    request.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    request.end(body);
+  });
+}
+
 /**
  * Delivers session events to every app with a webhook URL: a BullMQ queue and worker per
  * app (a dead app's retries and timeouts only fill its own lane), exponential backoff, a
- * retry limit, then the queue's failed set as the dead-letter list.
+ * retry limit, then the queue's failed set as the dead-letter list. One job per consumed
+ * batch and app; its events go out as parallel requests on kept-alive connections.
  */
 export function createWebhookDispatcher(deps: {
   redisUrl: string;
@@ -66,7 +111,10 @@ export function createWebhookDispatcher(deps: {
   settings: WebhookSettings;
   logger: Logger;
   metrics: ServiceMetrics;
+  /** Run the delivery workers here (default); false: only queue jobs, another process delivers. */
+  deliver?: boolean;
 }) {
+  const delivering = deps.deliver ?? true;
   const { settings } = deps;
   const log = deps.logger.child({ component: 'webhook-dispatcher' });
   const metrics = webhookMetrics(deps.metrics);
@@ -76,73 +124,87 @@ export function createWebhookDispatcher(deps: {
   let healthy = false;
   let stopped = false;
 
-  async function deliver(appId: string, job: SessionWebhookJob): Promise<void> {
-    const lane = lanes.get(appId);
-    if (!lane) throw new UnrecoverableError(`app ${appId} no longer has a webhook URL`);
+  async function deliverOne(lane: AppLane, delivery: SessionWebhookDelivery): Promise<string | undefined> {
+    const appId = lane.target.appId;
     const timestamp = Math.floor(Date.now() / 1000);
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'twofold-webhooks/1',
+      [WEBHOOK_HEADERS.id]: delivery.eventId,
+      [WEBHOOK_HEADERS.timestamp]: String(timestamp),
+      [WEBHOOK_HEADERS.signature]: signWebhook({
+        secret: lane.target.webhookSecret,
+        id: delivery.eventId,
+        timestamp,
+        body: delivery.body,
+      }),
+    };
     const started = process.hrtime.bigint();
-    let status: number;
+    let failure: string | undefined;
     try {
-      const response = await fetch(lane.target.webhookUrl, {
-        method: 'POST',
-        redirect: 'manual',
-        signal: AbortSignal.timeout(settings.timeoutMs),
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'twofold-webhooks/1',
-          [WEBHOOK_HEADERS.id]: job.eventId,
-          [WEBHOOK_HEADERS.timestamp]: String(timestamp),
-          [WEBHOOK_HEADERS.signature]: signWebhook({
-            secret: lane.target.webhookSecret,
-            id: job.eventId,
-            timestamp,
-            body: job.body,
-          }),
-        },
-        body: job.body,
-      });
-      status = response.status;
-      await response.arrayBuffer().catch(() => undefined);
+      const status = await post(lane.url, lane.agent!, headers, delivery.body, settings.timeoutMs);
+      if (status < 200 || status >= 300) failure = `HTTP ${status}`;
     } catch (err) {
-      metrics.deliveries.inc({ app: appId, outcome: 'failed' });
-      const reason =
-        (err as Error).name === 'TimeoutError'
-          ? `no answer within ${settings.timeoutMs} ms`
-          : String((err as Error).cause ?? err);
-      throw new WebhookDeliveryError(appId, reason);
-    } finally {
-      metrics.latency.observe({ app: appId }, Number(process.hrtime.bigint() - started) / 1e9);
+      failure = (err as Error).message || String(err);
     }
-    if (status < 200 || status >= 300) {
-      metrics.deliveries.inc({ app: appId, outcome: 'failed' });
-      throw new WebhookDeliveryError(appId, `HTTP ${status}`);
-    }
-    metrics.deliveries.inc({ app: appId, outcome: 'delivered' });
+    metrics.latency.observe({ app: appId }, Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.deliveries.inc({ app: appId, outcome: failure ? 'failed' : 'delivered' });
+    return failure;
+  }
+
+  async function deliver(
+    appId: string,
+    job: { data: SessionWebhookJob; updateData(d: SessionWebhookJob): Promise<void> },
+  ) {
+    const lane = lanes.get(appId);
+    if (!lane?.agent) throw new UnrecoverableError(`app ${appId} no longer has a webhook URL`);
+    const deliveries = job.data.deliveries;
+    const failures = await Promise.all(deliveries.map((d) => deliverOne(lane, d)));
+    const failed = deliveries.flatMap((d, i) => (failures[i] ? [{ ...d, lastError: failures[i] }] : []));
+    if (failed.length === 0) return;
+    // The next attempt (or the dead letter) holds only what did not arrive.
+    await job.updateData({ deliveries: failed });
+    throw new WebhookDeliveryError(
+      appId,
+      `${failed.length} of ${deliveries.length}: ${failed[0]!.lastError}`,
+    );
   }
 
   function openLane(target: WebhookTarget): AppLane {
-    const options = { redisUrl: deps.redisUrl, prefix: deps.keyPrefix };
-    const queue = createSessionWebhookQueue(target.appId, options);
+    const queue = createSessionWebhookQueue(target.appId, {
+      redisUrl: deps.redisUrl,
+      prefix: deps.keyPrefix,
+    });
+    if (!delivering) return { target, url: new URL(target.webhookUrl), queue };
     const worker = createWorker<SessionWebhookJob>(
       sessionWebhookQueueName(target.appId),
-      (job) => deliver(target.appId, job.data),
-      { url: deps.redisUrl, prefix: deps.keyPrefix, concurrency: settings.concurrency },
+      (job) => deliver(target.appId, job),
+      { url: deps.redisUrl, prefix: deps.keyPrefix, concurrency: JOBS_IN_FLIGHT_PER_APP },
     );
     worker.on('error', (err) => log.error({ err, appId: target.appId }, 'webhook worker error'));
     worker.on('failed', (job, err) => {
       if (!job) return;
       const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError;
-      if (final) {
-        metrics.deliveries.inc({ app: target.appId, outcome: 'dead_lettered' });
-        log.warn(
-          { appId: target.appId, eventId: job.data.eventId, attempts: job.attemptsMade, reason: err.message },
-          'webhook dead-lettered',
-        );
-      } else {
-        log.debug({ appId: target.appId, eventId: job.data.eventId, attempt: job.attemptsMade }, err.message);
-      }
+      if (!final) return;
+      const events = job.data.deliveries.length;
+      metrics.deliveries.inc({ app: target.appId, outcome: 'dead_lettered' }, events);
+      log.warn(
+        { appId: target.appId, events, attempts: job.attemptsMade, reason: err.message },
+        'webhooks dead-lettered',
+      );
     });
-    return { target, queue, worker };
+    const agent = new (target.webhookUrl.startsWith('https:') ? https.Agent : http.Agent)({
+      keepAlive: true,
+      maxSockets: settings.concurrency,
+    });
+    return { target, url: new URL(target.webhookUrl), queue, worker, agent };
+  }
+
+  async function closeLane(lane: AppLane): Promise<void> {
+    // The worker finishes the requests in flight first.
+    await lane.worker?.close();
+    await lane.queue.close();
+    lane.agent?.destroy();
   }
 
   async function refresh(): Promise<void> {
@@ -151,14 +213,16 @@ export function createWebhookDispatcher(deps: {
     const current = new Set(targets.map((t) => t.appId));
     for (const target of targets) {
       const lane = lanes.get(target.appId);
-      if (lane) lane.target = target;
-      else lanes.set(target.appId, openLane(target));
+      if (lane && lane.target.webhookUrl === target.webhookUrl) lane.target = target;
+      else {
+        if (lane) await closeLane(lane);
+        lanes.set(target.appId, openLane(target));
+      }
     }
     for (const [appId, lane] of lanes) {
       if (current.has(appId)) continue;
       // Undelivered jobs stay queued; they resume if the app gets a URL again.
-      await lane.worker.close();
-      await lane.queue.close();
+      await closeLane(lane);
       lanes.delete(appId);
     }
     healthy = true;
@@ -178,26 +242,31 @@ export function createWebhookDispatcher(deps: {
       timer = setInterval(() => void refreshNow(), settings.refreshMs);
       timer.unref();
     },
-    /** Queues one delivery per app and event; an event id already queued for an app is not queued twice. */
+    /** Queues the events for every app, one job per app; the same events again are not queued twice. */
     async enqueue(events: readonly SessionAnnouncement[]): Promise<void> {
       if (events.length === 0 || lanes.size === 0) return;
-      const jobs = events.map((event) => ({
-        name: event.type,
-        data: {
-          eventId: event.id,
-          type: event.type,
-          session: event.data.session,
-          body: JSON.stringify(event),
-        },
-        opts: {
-          jobId: event.id,
-          attempts: settings.attempts,
-          backoff: { type: 'exponential', delay: settings.backoffMs, jitter: 0.2 },
-          removeOnComplete: { age: 3_600, count: 10_000 },
-          removeOnFail: { age: 14 * 86_400, count: 100_000 },
-        },
+      const deliveries = events.map((event) => ({
+        eventId: event.id,
+        type: event.type,
+        session: event.data.session,
+        body: JSON.stringify(event),
       }));
-      await Promise.all([...lanes.values()].map((lane) => lane.queue.addBulk(jobs)));
+      const jobId = sessionWebhookJobId(deliveries);
+      await Promise.all(
+        [...lanes.values()].map((lane) =>
+          lane.queue.add(
+            'deliver',
+            { deliveries },
+            {
+              jobId,
+              attempts: settings.attempts,
+              backoff: { type: 'exponential', delay: settings.backoffMs, jitter: 0.2 },
+              removeOnComplete: { age: 600, count: 1_000 },
+              removeOnFail: { age: 14 * 86_400, count: 100_000 },
+            },
+          ),
+        ),
+      );
     },
     /** Reads the apps again now (tests; an admin change that must apply at once). */
     refresh: refreshNow,
@@ -206,10 +275,8 @@ export function createWebhookDispatcher(deps: {
       stopped = true;
       if (timer) clearInterval(timer);
       await refreshing;
-      // Workers finish the requests in flight first; the lanes stay until then.
       const all = [...lanes.values()];
-      await Promise.all(all.map((lane) => lane.worker.close()));
-      await Promise.all(all.map((lane) => lane.queue.close()));
+      await Promise.all(all.map(closeLane));
       lanes.clear();
     },
   };
