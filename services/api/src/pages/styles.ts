@@ -17,6 +17,7 @@ main { max-width: 30rem; margin: 3rem auto 1rem; padding: 2rem; background: var(
 footer { max-width: 30rem; margin: 0 auto 2rem; padding: 0 2rem; color: var(--muted); font-size: .875rem; }
 h1 { font-size: 1.5rem; line-height: 1.25; margin: 0 0 1rem; }
 p { margin: 0 0 1rem; }
+form + p { margin-top: 1.25rem; }
 label { display: block; font-weight: 600; margin-bottom: .25rem; }
 .hint { color: var(--muted); font-size: .9375rem; margin-bottom: .5rem; }
 input[type=text] { width: 100%; font: inherit; font-size: 1.5rem; letter-spacing: .2em; padding: .5rem .75rem;

@@ -31,7 +31,13 @@ export async function registerSecurityHeaders(
   });
 }
 
-/** The CSP of the OpenAPI UI: swagger-ui's own (script hashes), minus the https upgrade that breaks plain-http local use. */
+/**
+ * The CSP of the OpenAPI UI: swagger-ui's own (scripts only by hash), with inline styles
+ * allowed (the UI sets style attributes as it renders) and without the https upgrade that
+ * breaks plain-http local use. The hosted pages for users stay strict.
+ */
 export function docsCsp(header: string): string {
-  return header.replace(/\s*upgrade-insecure-requests;?/, '');
+  return header
+    .replace(/\s*upgrade-insecure-requests;?/, '')
+    .replace(/style-src ([^;]*);/, (_all, sources: string) => `style-src ${sources.trim()} 'unsafe-inline';`);
 }
