@@ -13,6 +13,7 @@ import {
 } from '@twofold/client';
 import { createEvent, hashSessionToken } from '@twofold/contracts';
 import { groupLag } from '@twofold/kafka';
+import { trimSessionEvents } from '@twofold/state';
 import { buildSessionBroadcaster } from '../../services/session-broadcaster/src/session-broadcaster.js';
 import { eventually } from '../support/stack.js';
 import { readTopic } from '../support/topic-reader.js';
@@ -439,6 +440,44 @@ describe('server-sent events', () => {
       await again.close();
     }
   }, 60_000);
+
+  it('tells a client that resumes from a trimmed position about the gap, then goes on', async () => {
+    const { session: first } = await w.verify({
+      username: 'kate',
+      appId: 'jira',
+      token: `crowd-${randomUUID()}`,
+    });
+    await heardEveryWay('jira', first, 'twofold.session.validated');
+    const position = onSse('jira', first, 'twofold.session.validated')[0]!.id;
+    const later: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { session } = await w.verify({
+        username: `kate${i}`,
+        appId: 'jira',
+        token: `crowd-${randomUUID()}`,
+      });
+      await heardEveryWay('jira', session, 'twofold.session.validated');
+      later.push(session);
+    }
+    // The replay buffer keeps only the newest entry now (as MAXLEN trimming does under load).
+    expect(await trimSessionEvents(w.redis, w.world.config.redis.keyPrefix, 1)).toBeGreaterThan(2);
+    let gaps = 0;
+    const resumed: SessionEvent[] = [];
+    const sub = subscribeSessionEvents({
+      baseUrl: w.apiUrl,
+      appKey: w.keys['jira']!,
+      lastEventId: position,
+      onGap: () => void gaps++,
+      onEvent: (event) => void resumed.push(event),
+    });
+    try {
+      await eventually(async () => (resumed.some((e) => sessionOf(e) === later[2]) ? true : undefined));
+      expect(gaps).toBe(1);
+      expect(resumed.map(sessionOf)).toEqual([later[2]]);
+    } finally {
+      await sub.close();
+    }
+  });
 
   it('refuses a stream without a valid app key, or with a malformed Last-Event-ID', async () => {
     expect((await fetch(`${w.apiUrl}/v1/session-events`)).status).toBe(401);

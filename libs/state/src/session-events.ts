@@ -16,7 +16,38 @@ export interface SessionStreamEntry {
 export const DEFAULT_SESSION_STREAM_MAXLEN = 100_000;
 
 export function sessionEventStreamKey(prefix: string): string {
-  return `${prefix}session-events`;
+  return `${prefix}{session-events}`;
+}
+/** The id of the newest entry trimmed away: a client resuming from before it missed events. */
+export function sessionEventTrimmedKey(prefix: string): string {
+  return `${prefix}{session-events}:trimmed-through`;
+}
+
+// KEYS: stream, trimmed-through. ARGV: maxLen. Trims exactly to maxLen, oldest first, and
+// records the newest id removed (XADD's own MAXLEN trimming would not say what it removed).
+const TRIM_STREAM = `
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess <= 0 then return 0 end
+local doomed = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)
+redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+redis.call('SET', KEYS[2], doomed[#doomed][1])
+return excess
+`;
+const TRIM_COMMAND = 'twofoldSessionStreamTrim';
+const withTrim = new WeakSet<Redis>();
+function defineTrim(redis: Redis): void {
+  if (withTrim.has(redis)) return;
+  redis.defineCommand(TRIM_COMMAND, { numberOfKeys: 2, lua: TRIM_STREAM });
+  withTrim.add(redis);
+}
+
+/** Trims the stream to its newest maxLen entries, remembering where it was cut; returns how many went. */
+export async function trimSessionEvents(redis: Redis, prefix: string, maxLen: number): Promise<number> {
+  defineTrim(redis);
+  const trim = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<number>>)[
+    TRIM_COMMAND
+  ]!;
+  return trim.call(redis, sessionEventStreamKey(prefix), sessionEventTrimmedKey(prefix), maxLen);
 }
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
@@ -34,7 +65,7 @@ export function compareStreamIds(a: string, b: string): number {
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
 }
 
-/** Appends events (trimming the stream to about maxLen entries); returns their ids. */
+/** Appends events (then trims the stream to maxLen entries); returns their ids. */
 export async function appendSessionEvents(
   redis: Redis,
   prefix: string,
@@ -42,13 +73,17 @@ export async function appendSessionEvents(
   maxLen: number = DEFAULT_SESSION_STREAM_MAXLEN,
 ): Promise<string[]> {
   if (events.length === 0) return [];
+  defineTrim(redis);
   const key = sessionEventStreamKey(prefix);
   const pipeline = redis.pipeline();
-  for (const event of events) {
-    pipeline.xadd(key, 'MAXLEN', '~', maxLen, '*', 'type', event.type, 'event', event.json);
-  }
+  for (const event of events) pipeline.xadd(key, '*', 'type', event.type, 'event', event.json);
+  (pipeline as unknown as Record<string, (...a: (string | number)[]) => unknown>)[TRIM_COMMAND]!(
+    key,
+    sessionEventTrimmedKey(prefix),
+    maxLen,
+  );
   const replies = (await pipeline.exec()) ?? [];
-  return replies.map(([err, id]) => {
+  return replies.slice(0, events.length).map(([err, id]) => {
     if (err) throw err;
     return id as string;
   });
@@ -85,21 +120,30 @@ export async function readSessionEventsAfter(
 
 interface StreamInfo {
   lastGeneratedId: string;
-  maxDeletedId: string;
+  /** The newest id no longer in the stream (trimmed or deleted). */
+  goneThrough: string;
 }
 async function streamInfo(redis: Redis, prefix: string): Promise<StreamInfo | undefined> {
-  try {
-    const flat = (await redis.xinfo('STREAM', sessionEventStreamKey(prefix))) as unknown[];
-    const info = new Map<string, unknown>();
-    for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
-    return {
-      lastGeneratedId: String(info.get('last-generated-id') ?? '0-0'),
-      maxDeletedId: String(info.get('max-deleted-entry-id') ?? '0-0'),
-    };
-  } catch (err) {
-    if (/no such key/i.test((err as Error).message)) return undefined;
-    throw err;
+  const replies = ((await redis
+    .pipeline()
+    .xinfo('STREAM', sessionEventStreamKey(prefix))
+    .get(sessionEventTrimmedKey(prefix))
+    .exec()) ?? []) as [Error | null, unknown][];
+  const [infoErr, flat] = replies[0] ?? [new Error('no reply'), undefined];
+  const trimmed = replies[1]?.[1];
+  if (infoErr) {
+    if (/no such key/i.test(infoErr.message)) return undefined;
+    throw infoErr;
   }
+  const info = new Map<string, unknown>();
+  const list = flat as unknown[];
+  for (let i = 0; i + 1 < list.length; i += 2) info.set(String(list[i]), list[i + 1]);
+  const deleted = String(info.get('max-deleted-entry-id') ?? '0-0');
+  const trimmedThrough = typeof trimmed === 'string' && isStreamId(trimmed) ? trimmed : '0-0';
+  return {
+    lastGeneratedId: String(info.get('last-generated-id') ?? '0-0'),
+    goneThrough: compareStreamIds(deleted, trimmedThrough) > 0 ? deleted : trimmedThrough,
+  };
 }
 
 export interface SessionEventSubscription {
@@ -214,7 +258,7 @@ export function createSessionEventFeed(deps: {
           gap = true;
           lastSent = info.lastGeneratedId;
         } else {
-          gap = compareStreamIds(info.maxDeletedId, afterId) > 0;
+          gap = compareStreamIds(info.goneThrough, afterId) > 0;
         }
         if (gap) onGap?.();
         for (;;) {

@@ -20,7 +20,8 @@ const logger = createLogger({ service: 'session-broadcaster', level: config.logL
 const metrics = createServiceMetrics('session-broadcaster');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
-const redis = createRedis(config.redis.url, 'state');
+// A consumer, not a request path: a slow answer is worth waiting for (a failure retries the batch).
+const redis = createRedis(config.redis.url, 'state', { commandTimeout: 5_000 });
 const pool = createPool({ url: config.database.url, schema: config.database.schema, max: 2 });
 const apps = createAppsRepository(pool);
 const webhooks = createWebhookDispatcher({
