@@ -5,6 +5,7 @@ import { formatTable } from './output.js';
 interface LockoutView {
   scope: string;
   key: string;
+  mode?: string;
   until?: string | null;
   failures?: number;
   rule?: string;
@@ -29,8 +30,15 @@ export function lockoutsCommand(ctx: CliContext): Command {
       if (list.length === 0) return ctx.io.out('no lockouts in force');
       ctx.io.out(
         formatTable(
-          ['scope', 'key', 'until', 'failures', 'rule'],
-          list.map((l) => [l.scope, l.key, l.until === null ? 'until lifted' : l.until, l.failures, l.rule]),
+          ['scope', 'key', 'mode', 'until', 'failures', 'rule'],
+          list.map((l) => [
+            l.scope,
+            l.key,
+            l.mode,
+            l.until === null ? 'until lifted' : l.until,
+            l.failures,
+            l.rule,
+          ]),
         ),
       );
     });
@@ -41,8 +49,12 @@ export function lockoutsCommand(ctx: CliContext): Command {
     .addArgument(new Argument('<scope>', 'user, ip or user_ip').choices(['user', 'ip', 'user_ip']))
     .argument('<key>', 'the username, the IP, or user|ip as `lockouts list` shows it')
     .action(async (scope: string, key: string) => {
-      await ctx.admin('DELETE', `/v1/admin/lockouts/${scope}/${encodeURIComponent(key)}`);
-      ctx.io.out(`lifted the ${scope} lockout of ${key}`);
+      const answer = await ctx.admin<{ lifted?: unknown[] } | undefined>(
+        'DELETE',
+        `/v1/admin/lockouts/${scope}/${encodeURIComponent(key)}`,
+      );
+      const count = answer?.lifted?.length ?? 1;
+      ctx.io.out(`lifted ${count} ${scope} lockout${count === 1 ? '' : 's'} of ${key}`);
     });
   return lockouts;
 }

@@ -29,10 +29,10 @@ export const apiEnvSpec = {
     desc: 'code submissions per minute per challenge or pending enrollment (API and hosted page together); 0 = off',
   }),
   RATE_LIMIT_VERIFY_PER_APP: num({
-    default: 6_000,
+    default: 60_000,
     desc: 'code verifications per minute per app key; 0 = off',
   }),
-  RATE_LIMIT_EVENTS_PER_APP: num({ default: 120_000, desc: 'login events per minute per app key; 0 = off' }),
+  RATE_LIMIT_EVENTS_PER_APP: num({ default: 300_000, desc: 'login events per minute per app key; 0 = off' }),
 } as const;
 
 export interface ApiConfig extends CommonConfig {

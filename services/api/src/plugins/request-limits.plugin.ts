@@ -16,8 +16,8 @@ export interface RateLimits {
 
 export const DEFAULT_RATE_LIMITS: RateLimits = Object.freeze({
   verifyPerChallenge: 10,
-  verifyPerApp: 6_000,
-  eventsPerApp: 120_000,
+  verifyPerApp: 60_000,
+  eventsPerApp: 300_000,
 });
 
 /** Largest body per route (bytes); routes not listed keep the server's 64 KiB (an event's maximum). */
