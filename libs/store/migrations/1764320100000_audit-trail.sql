@@ -45,12 +45,31 @@ COMMENT ON COLUMN audit_events.outcome IS 'success, failure, logout, challenge/s
 COMMENT ON COLUMN audit_events.reason IS 'reason of a failure, decision, revocation or DLQ rejection; kind of an attack';
 COMMENT ON COLUMN audit_events.event IS 'the full CloudEvents JSON (for DLQ rows: the refused bytes, base64, with the reason)';
 
+-- Indexes. Every index is paid for on every insert, so full indexes are kept to what
+-- searches need (who, from where, which session, when) and the rarer kinds of events the
+-- views and investigations look for get partial indexes, which cost nothing for the bulk
+-- of rows. Kept from the foundation: the key, (username, occurred_at), (ip, occurred_at).
 -- verify walks each chain in order.
 CREATE INDEX audit_events_chain_idx ON audit_events (chain_id, seq);
--- The admin search pages newest first over (occurred_at, event_id) when no filter narrows it.
+-- Time ranges, and the admin search paging newest first over (occurred_at, event_id).
 CREATE INDEX audit_events_occurred_idx ON audit_events (occurred_at, event_id);
 -- Sessions: "where was this session used", and the session views.
 CREATE INDEX audit_events_session_idx ON audit_events (session, occurred_at) WHERE session IS NOT NULL;
+-- Failed logins and codes (the failure views, attack investigations).
+CREATE INDEX audit_events_failures_idx ON audit_events (occurred_at)
+  WHERE type IN ('twofold.login.failed', 'twofold.2fa.failed');
+-- Lockouts and attacks; enrollments (adoption); admin actions and DLQ rows.
+CREATE INDEX audit_events_security_idx ON audit_events (occurred_at)
+  WHERE type IN ('twofold.lockout.imposed', 'twofold.lockout.lifted', 'twofold.attack.detected');
+CREATE INDEX audit_events_enrollment_idx ON audit_events (username, occurred_at)
+  WHERE type IN ('twofold.enrollment.activated', 'twofold.enrollment.reset');
+CREATE INDEX audit_events_admin_idx ON audit_events (occurred_at)
+  WHERE type LIKE 'twofold.admin.%' OR type = 'twofold.dlq';
+-- Served by the above: by type (mostly bulk types, found by time), by app (few values),
+-- by Kafka coordinates (nothing looks rows up that way; the chain index orders them).
+DROP INDEX audit_events_type_idx;
+DROP INDEX audit_events_app_idx;
+DROP INDEX audit_events_coordinates_idx;
 
 -- Daily partitions with UTC bounds (the chain's day), idempotent. A day whose rows already
 -- landed in the DEFAULT partition (events far in the past or future) gets them moved into
@@ -306,6 +325,13 @@ DROP VIEW IF EXISTS audit_lockouts_and_attacks;
 DROP VIEW IF EXISTS audit_failed_logins_by_user_hourly;
 DROP VIEW IF EXISTS audit_failed_logins_by_ip_hourly;
 DROP FUNCTION IF EXISTS drop_audit_partitions(integer);
+CREATE INDEX IF NOT EXISTS audit_events_type_idx ON audit_events (type, occurred_at);
+CREATE INDEX IF NOT EXISTS audit_events_app_idx ON audit_events (app_id, occurred_at);
+CREATE INDEX IF NOT EXISTS audit_events_coordinates_idx ON audit_events (kafka_topic, kafka_partition, kafka_offset);
+DROP INDEX IF EXISTS audit_events_admin_idx;
+DROP INDEX IF EXISTS audit_events_enrollment_idx;
+DROP INDEX IF EXISTS audit_events_security_idx;
+DROP INDEX IF EXISTS audit_events_failures_idx;
 DROP INDEX IF EXISTS audit_events_session_idx;
 DROP INDEX IF EXISTS audit_events_occurred_idx;
 DROP INDEX IF EXISTS audit_events_chain_idx;

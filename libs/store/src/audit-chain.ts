@@ -22,13 +22,15 @@ export const MAX_JSON_DEPTH = 64;
 export interface ChainedContent {
   seq: string;
   eventId: string;
-  occurredAt: Date;
-  receivedAt: Date;
+  /** Times as `Date.prototype.toISOString()` gives them (milliseconds, UTC): how they are stored. */
+  occurredAt: string;
+  receivedAt: string;
   type: string;
   source: string;
   appId: string | null;
   username: string | null;
   session: string | null;
+  /** The address as canonicalIp() spells it. */
   ip: string | null;
   outcome: string | null;
   decision: string | null;
@@ -126,6 +128,7 @@ function sortedClone(value: unknown, depth: number): unknown {
  */
 export function canonicalIp(text: string | null): string | null {
   if (text === null) return null;
+  if (PLAIN_IPV4.test(text)) return text;
   const slash = text.indexOf('/');
   const host = slash === -1 ? text : text.slice(0, slash);
   const bits = slash === -1 ? null : text.slice(slash + 1);
@@ -144,6 +147,10 @@ export function canonicalIp(text: string | null): string | null {
         ).join(':');
   return bits === null || Number(bits) === max ? address : `${address}/${Number(bits)}`;
 }
+
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+/** A dotted quad without leading zeros: already canonical. */
+const PLAIN_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
 
 function ipBytes(host: string): Buffer | null {
   if (isIPv4(host)) return Buffer.from(host.split('.').map(Number));
@@ -176,20 +183,20 @@ export function chainDay(time: Date): string {
   return time.toISOString().slice(0, 10);
 }
 
-/** The content a row's hash covers, as one UTF-8 text. */
-export function chainedContentText(row: ChainedContent): string {
+/** The content's columns as a JSON array text, open at the end for the event. */
+function contentHead(seq: string, row: Omit<ChainedContent, 'seq'>): string {
   const head = JSON.stringify([
     CONTENT_VERSION,
-    row.seq,
+    seq,
     row.eventId,
-    row.occurredAt.toISOString(),
-    row.receivedAt.toISOString(),
+    row.occurredAt,
+    row.receivedAt,
     row.type,
     row.source,
     row.appId,
     row.username,
     row.session,
-    canonicalIp(row.ip),
+    row.ip,
     row.outcome,
     row.decision,
     row.reason,
@@ -197,12 +204,27 @@ export function chainedContentText(row: ChainedContent): string {
     row.kafkaPartition,
     row.kafkaOffset,
   ]);
-  return `${head.slice(0, -1)},${row.eventJson}]`;
+  return `${head.slice(0, -1)},`;
+}
+
+/** The content a row's hash covers, as one UTF-8 text. */
+export function chainedContentText(row: ChainedContent): string {
+  return `${contentHead(row.seq, row)}${row.eventJson}]`;
 }
 
 /** row_hash = SHA-256(prev_hash ‖ content). */
 export function chainRowHash(prevHash: Buffer, row: ChainedContent): Buffer {
-  return createHash('sha256').update(prevHash).update(chainedContentText(row), 'utf8').digest();
+  return chainLinkHash(prevHash, row.seq, row);
+}
+
+/** chainRowHash with the position given apart (the writer places rows as it hashes them). */
+export function chainLinkHash(prevHash: Buffer, seq: string, row: Omit<ChainedContent, 'seq'>): Buffer {
+  return createHash('sha256')
+    .update(prevHash)
+    .update(contentHead(seq, row), 'utf8')
+    .update(row.eventJson, 'utf8')
+    .update(']')
+    .digest();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -440,14 +462,14 @@ async function verifyOneChain(
         recomputed = chainRowHash(prevHash, {
           seq: row.seq,
           eventId: row.event_id,
-          occurredAt: row.occurred_at,
-          receivedAt: row.received_at,
+          occurredAt: row.occurred_at.toISOString(),
+          receivedAt: row.received_at.toISOString(),
           type: row.type,
           source: row.source,
           appId: row.app_id,
           username: row.username,
           session: row.session,
-          ip: row.ip,
+          ip: canonicalIp(row.ip),
           outcome: row.outcome,
           decision: row.decision,
           reason: row.reason,

@@ -1,8 +1,7 @@
 import {
   canonicalIp,
   canonicalJson,
-  chainDay,
-  chainRowHash,
+  chainLinkHash,
   storableText,
   storableTextOrNull,
   type ChainedContent,
@@ -94,26 +93,33 @@ const COLUMN_TYPES = [
   'bytea',
   'bytea',
 ] as const;
+// Columns travel as one array per column (unnest), except the events: one JSON array text
+// (jsonb_array_elements), which spares escaping every event into an array literal.
 const INSERT_SQL = `INSERT INTO audit_events (${COLUMNS.join(', ')})
-  SELECT * FROM unnest(${COLUMN_TYPES.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})
+  SELECT * FROM ROWS FROM (${COLUMN_TYPES.map((t, i) =>
+    t === 'jsonb' ? `jsonb_array_elements($${i + 1}::jsonb)` : `unnest($${i + 1}::${t}[])`,
+  ).join(', ')})
   ON CONFLICT (event_id, occurred_at) DO NOTHING`;
+const EVENT_COLUMN = COLUMNS.indexOf('event');
 
 /** A row made storable, with its chain key; hashed once its chain position is known. */
 interface PreparedRow extends Omit<ChainedContent, 'seq'> {
   chainKey: string;
   day: string;
+  occurredAtMs: number;
 }
 
-function prepare(row: AuditRow, receivedAt: Date): PreparedRow {
-  const occurredAt = row.occurredAt;
+function prepare(row: AuditRow, receivedAt: string): PreparedRow {
+  const occurredAt = row.occurredAt.toISOString();
   const kafkaTopic = storableText(row.kafkaTopic);
-  const day = chainDay(occurredAt);
+  const day = occurredAt.slice(0, 10);
   return {
     chainKey: `${kafkaTopic}\u0000${row.kafkaPartition}\u0000${day}`,
     day,
+    occurredAtMs: row.occurredAt.getTime(),
     eventId: storableText(row.eventId),
     occurredAt,
-    receivedAt: row.receivedAt ?? receivedAt,
+    receivedAt: row.receivedAt?.toISOString() ?? receivedAt,
     type: storableText(row.type),
     source: storableText(row.source),
     appId: storableTextOrNull(row.appId),
@@ -180,45 +186,50 @@ async function insertChained(
   rows: readonly PreparedRow[],
   heads: Map<string, ChainHeadRow>,
 ): Promise<number> {
-  const columns: unknown[][] = COLUMNS.map(() => new Array<unknown>(rows.length));
+  const n = rows.length;
+  const columns: unknown[][] = COLUMNS.map(() => new Array<unknown>(n));
+  // In COLUMNS order.
+  const [eventIds, occurred, received, types, sources, apps, users, sessions, ips, outcomes] = columns;
+  const [decisions, reasons, topics, partitions, offsets, events, chainIds, seqs, prevs, hashes] =
+    columns.slice(10);
   const tips = new Map<string, { chainId: number; seq: bigint; hash: Buffer }>();
-  rows.forEach((row, i) => {
-    const head = heads.get(row.chainKey);
-    if (!head) throw new AuditWriteConflictError(`chain ${row.chainKey} vanished while locked`);
-    const tip = tips.get(row.chainKey) ?? {
-      chainId: head.chain_id,
-      seq: BigInt(head.head_seq),
-      hash: head.head_hash,
-    };
-    const seq = tip.seq + 1n;
+  for (let i = 0; i < n; i++) {
+    const row = rows[i]!;
+    let tip = tips.get(row.chainKey);
+    if (!tip) {
+      const head = heads.get(row.chainKey);
+      if (!head) throw new AuditWriteConflictError(`chain ${row.chainKey} vanished while locked`);
+      tip = { chainId: head.chain_id, seq: BigInt(head.head_seq), hash: head.head_hash };
+      tips.set(row.chainKey, tip);
+    }
+    const seq = (tip.seq + 1n).toString();
     const prevHash = tip.hash;
-    const rowHash = chainRowHash(prevHash, { ...row, seq: seq.toString() });
-    tips.set(row.chainKey, { chainId: tip.chainId, seq, hash: rowHash });
-    const values = [
-      row.eventId,
-      row.occurredAt.toISOString(),
-      row.receivedAt.toISOString(),
-      row.type,
-      row.source,
-      row.appId,
-      row.username,
-      row.session,
-      row.ip,
-      row.outcome,
-      row.decision,
-      row.reason,
-      row.kafkaTopic,
-      row.kafkaPartition,
-      row.kafkaOffset,
-      row.eventJson,
-      tip.chainId,
-      seq.toString(),
-      prevHash,
-      rowHash,
-    ];
-    values.forEach((value, c) => (columns[c]![i] = value));
-  });
-  const result = await client.query(INSERT_SQL, columns);
+    const rowHash = chainLinkHash(prevHash, seq, row);
+    tip.seq += 1n;
+    tip.hash = rowHash;
+    eventIds![i] = row.eventId;
+    occurred![i] = row.occurredAt;
+    received![i] = row.receivedAt;
+    types![i] = row.type;
+    sources![i] = row.source;
+    apps![i] = row.appId;
+    users![i] = row.username;
+    sessions![i] = row.session;
+    ips![i] = row.ip;
+    outcomes![i] = row.outcome;
+    decisions![i] = row.decision;
+    reasons![i] = row.reason;
+    topics![i] = row.kafkaTopic;
+    partitions![i] = row.kafkaPartition;
+    offsets![i] = row.kafkaOffset;
+    events![i] = row.eventJson;
+    chainIds![i] = tip.chainId;
+    seqs![i] = seq;
+    prevs![i] = prevHash;
+    hashes![i] = rowHash;
+  }
+  const params = columns.map((column, c) => (c === EVENT_COLUMN ? `[${column.join(',')}]` : column));
+  const result = await client.query(INSERT_SQL, params);
   const inserted = result.rowCount ?? 0;
   if (inserted === rows.length) {
     const updates = [...tips.values()];
@@ -298,12 +309,12 @@ export function createAuditRepository(pool: Pool) {
      */
     async insertMany(rows: readonly AuditRow[]): Promise<number> {
       if (rows.length === 0) return 0;
-      const receivedAt = new Date();
+      const receivedAt = new Date().toISOString();
       const seen = new Set<string>();
       const prepared: PreparedRow[] = [];
       for (const row of rows) {
         const p = prepare(row, receivedAt);
-        const key = `${p.eventId}\u0000${p.occurredAt.getTime()}`;
+        const key = `${p.eventId}\u0000${p.occurredAtMs}`;
         if (seen.has(key)) continue; // the same event twice in one batch
         seen.add(key);
         prepared.push(p);
@@ -323,10 +334,10 @@ export function createAuditRepository(pool: Pool) {
         const { rows: stored } = await client.query<{ event_id: string; occurred_at: Date }>(
           `SELECT event_id, occurred_at FROM audit_events
             WHERE (event_id, occurred_at) IN (SELECT * FROM unnest($1::text[], $2::timestamptz[]))`,
-          [prepared.map((p) => p.eventId), prepared.map((p) => p.occurredAt.toISOString())],
+          [prepared.map((p) => p.eventId), prepared.map((p) => p.occurredAt)],
         );
         const present = new Set(stored.map((s) => `${s.event_id}\u0000${s.occurred_at.getTime()}`));
-        const fresh = prepared.filter((p) => !present.has(`${p.eventId}\u0000${p.occurredAt.getTime()}`));
+        const fresh = prepared.filter((p) => !present.has(`${p.eventId}\u0000${p.occurredAtMs}`));
         if (fresh.length === 0) return 0;
         const inserted = await insertChained(client, fresh, heads);
         if (inserted !== fresh.length) {
