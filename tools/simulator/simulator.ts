@@ -101,6 +101,8 @@ export interface SignInResult {
   decision: SecondFactorDecision | UndecidedLogin;
   /** Set when the user was asked for a code and typed it. */
   code?: CodeVerification;
+  /** How long the api took to decide, and to check the code (not the wait for the phone). */
+  timings: { decideMs: number; verifyMs?: number };
 }
 
 export interface SimulatedUser {
@@ -186,6 +188,7 @@ export function createSimulatedUser(
     },
 
     async signIn(app, signInOptions = {}) {
+      const started = performance.now();
       const decision = await client(app).decide(
         {
           username,
@@ -197,9 +200,14 @@ export function createSimulatedUser(
         },
         { timeoutMs: 10_000 },
       );
-      if (decision.decision !== 'challenge' || signInOptions.typeCode === false) return { app, decision };
-      const code = await client(app).verifyCode(decision.challengeId!, await user.currentCode());
-      return { app, decision, code };
+      const decideMs = performance.now() - started;
+      if (decision.decision !== 'challenge' || signInOptions.typeCode === false) {
+        return { app, decision, timings: { decideMs } };
+      }
+      const typed = await user.currentCode();
+      const verifying = performance.now();
+      const code = await client(app).verifyCode(decision.challengeId!, typed);
+      return { app, decision, code, timings: { decideMs, verifyMs: performance.now() - verifying } };
     },
 
     async failPassword(app) {
