@@ -10,6 +10,7 @@ import { createAuditRepository, createPool, verifyAuditChains, type Pool } from 
 import { createServiceMetrics } from '@twofold/telemetry';
 import { createAuditPartitionsJob } from '../../services/audit-sink/src/audit-partitions.worker.js';
 import { buildAuditSink } from '../../services/audit-sink/src/audit-sink.js';
+import { startServices } from '../support/services.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
 
 let world: Isolated;
@@ -434,5 +435,36 @@ describe('audit sink', () => {
     // Retention takes whole chains with it; what is left still verifies.
     const report = await verifyAuditChains(pool);
     expect(report.problems).toEqual([]);
+  });
+
+  it('runs as a service (main.ts): stores events, keeps partitions per its settings, stops cleanly', async () => {
+    const services = await startServices(world, ['audit-sink'], {
+      AUDIT_PARTITIONS_AHEAD_DAYS: '45',
+      AUDIT_RETENTION_DAYS: '30',
+    });
+    try {
+      const day45 = new Date(Date.now() + 45 * 86_400_000).toISOString().slice(0, 10).replaceAll('-', '');
+      await eventually(
+        async () =>
+          (await pool.query('SELECT to_regclass($1) AS t', [`audit_events_${day45}`])).rows[0]?.t
+            ? true
+            : undefined,
+        60_000,
+        'the partition 45 days ahead',
+      );
+      const late = createEvent('twofold.logout', 'app/jira', 'late', { appId: 'jira', session: session() });
+      await world.producer.publish('login', [late]);
+      // Its own consumer group re-reads every topic (duplicates) and stores the new event once.
+      await eventually(
+        async () => ((await stored([late.id])).rows === 1 ? true : undefined),
+        60_000,
+        'the new event',
+      );
+      expect(await stored(ids)).toEqual({ rows: 600, distinct: 600 });
+    } finally {
+      const codes = await services.stop();
+      expect(codes.get('audit-sink')).toBe(0);
+    }
+    expect((await verifyAuditChains(pool)).problems).toEqual([]);
   });
 });

@@ -87,19 +87,16 @@ export function createAuditPartitionsJob(deps: AuditPartitionsJobDeps): AuditPar
         log.error({ err, attempt: job?.attemptsMade }, 'audit partition upkeep failed'),
       );
       worker.on('error', (err) => log.warn({ err }, 'audit partition worker error'));
-      await queue.upsertJobScheduler(
-        SCHEDULER_ID,
-        { every: deps.everyMs },
-        {
-          name: 'maintain',
-          opts: {
-            attempts: 5,
-            backoff: { type: 'exponential', delay: 5_000 },
-            removeOnComplete: 20,
-            removeOnFail: 100,
-          },
-        },
-      );
+      const opts = {
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 5_000 },
+        removeOnComplete: 20,
+        removeOnFail: 100,
+      };
+      await queue.upsertJobScheduler(SCHEDULER_ID, { every: deps.everyMs }, { name: 'maintain', opts });
+      // And once now: a scheduler that already existed keeps its cadence, so a fresh start
+      // (new retention, a cluster restored from backup) would otherwise wait for the next run.
+      await queue.add('maintain-at-start', {}, opts);
     },
     stop() {
       stopping ??= (async () => {
