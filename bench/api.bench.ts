@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { hashSessionToken } from '@twofold/contracts';
 import { createSecretKeyRing, encryptSecret, generateSecret, generateTotp } from '@twofold/otp';
-import { createRedis } from '@twofold/redis';
+import { createRedis, waitForRedis } from '@twofold/redis';
 import { applySessionChanges, createChallengeStore } from '@twofold/state';
 import { createEnrollmentsRepository, createPool } from '@twofold/store';
 import { apiClient, startServices } from '../test/support/services.js';
@@ -72,6 +72,7 @@ export async function runApiBench(opts: { quick: boolean }): Promise<Record<stri
   const world = await isolated('bench-api', { database: true });
   const services = await startServices(world, ['api'], { LOG_LEVEL: 'error' });
   const redis = createRedis(world.env['REDIS_URL']!, 'state');
+  await waitForRedis(redis);
   const pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 4 });
   try {
     const { key } = (

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
-import { createRedis, type Redis } from '@twofold/redis';
+import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { createChallengeStore, type ChallengeStore } from '@twofold/state';
 import { formOf, pageVisitor } from '../support/pages.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
@@ -46,6 +46,7 @@ beforeAll(async () => {
     RATE_LIMIT_EVENTS_PER_APP: '5',
   });
   redis = createRedis(world.env['REDIS_URL']!, 'state');
+  await waitForRedis(redis);
   challenges = createChallengeStore(redis, world.config.redis.keyPrefix);
   for (const appId of ['jira', 'confluence']) {
     const res = await admin()<{ key: string }>('POST', '/v1/admin/apps', { appId });

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
-import { createRedis, type Redis } from '@twofold/redis';
+import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { createChallengeStore, type ChallengeStore } from '@twofold/state';
 import { createPool, type Pool } from '@twofold/store';
 import { oathtoolTotp, secretOf } from '../support/otp.js';
@@ -60,6 +60,7 @@ beforeAll(async () => {
   world = await isolated('api-pages', { database: true });
   services = await startServices(world, ['api', 'verifier']);
   redis = createRedis(world.env['REDIS_URL']!, 'state');
+  await waitForRedis(redis);
   challenges = createChallengeStore(redis, world.config.redis.keyPrefix);
   pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 2 });
   const res = await apiClient(services.apiUrl, world.env['TWOFOLD_ADMIN_KEY'])<{ key: string }>(
