@@ -182,7 +182,12 @@ describe('loadAuditSinkConfig', () => {
   it('names every bad audit setting', () => {
     let error: unknown;
     try {
-      loadAuditSinkConfig({ ...base, AUDIT_RETENTION_DAYS: '0', AUDIT_PARTITIONS_AHEAD_DAYS: '2.5' });
+      loadAuditSinkConfig({
+        ...base,
+        AUDIT_RETENTION_DAYS: '0',
+        AUDIT_PARTITIONS_AHEAD_DAYS: '2.5',
+        AUDIT_CONCURRENT_PARTITIONS: '12',
+      });
     } catch (err) {
       error = err;
     }
@@ -190,6 +195,7 @@ describe('loadAuditSinkConfig', () => {
     expect((error as ConfigError).problems).toEqual([
       'AUDIT_RETENTION_DAYS: must be a whole number from 1 to 36500, got 0',
       'AUDIT_PARTITIONS_AHEAD_DAYS: must be a whole number from 1 to 366, got 2.5',
+      expect.stringMatching(/^AUDIT_CONCURRENT_PARTITIONS \(12\) must be below DATABASE_POOL_SIZE \(10\)/),
     ]);
   });
 });

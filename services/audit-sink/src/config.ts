@@ -48,6 +48,10 @@ export function loadAuditSinkConfig(env: Record<string, string | undefined> = pr
   whole('AUDIT_RETENTION_DAYS', raw.AUDIT_RETENTION_DAYS, 1, 36_500);
   whole('AUDIT_PARTITIONS_AHEAD_DAYS', raw.AUDIT_PARTITIONS_AHEAD_DAYS, 1, 366);
   whole('AUDIT_CONCURRENT_PARTITIONS', raw.AUDIT_CONCURRENT_PARTITIONS, 1, 64);
+  if (raw.AUDIT_CONCURRENT_PARTITIONS >= raw.DATABASE_POOL_SIZE)
+    problems.push(
+      `AUDIT_CONCURRENT_PARTITIONS (${raw.AUDIT_CONCURRENT_PARTITIONS}) must be below DATABASE_POOL_SIZE (${raw.DATABASE_POOL_SIZE}): each batch in flight holds a connection, and the upkeep job and readiness check need one`,
+    );
   if (problems.length) throw new ConfigError(problems);
   return deepFreeze({
     ...toCommonConfig(raw, 'audit-sink'),
