@@ -17,9 +17,7 @@ const quiet: FailureFacts = {
   pairFailures: 1,
   userSources: 1,
   ipUsers: 1,
-  ipFailures: 1,
   networkUsers: 1,
-  networkIps: 1,
   existing: {
     userLock: 'none',
     forceSecondFactor: false,
@@ -120,16 +118,13 @@ describe('decideFailureResponses', () => {
   });
 
   it('carries the evidence of attacks', () => {
-    const [force, ip] = decideFailureResponses(
-      rules,
-      facts({ userSources: 12, streak: 30, ipUsers: 25, ipFailures: 40 }),
-    );
+    const [force, ip] = decideFailureResponses(rules, facts({ userSources: 12, streak: 30, ipUsers: 25 }));
     expect(force).toMatchObject({
       evidence: { distinctSources: 12, windowSeconds: 3600, consecutiveFailures: 30 },
     });
     expect(ip).toMatchObject({
-      failures: 40,
-      evidence: { distinctUsers: 25, failures: 40, windowSeconds: 600 },
+      failures: 25,
+      evidence: { distinctUsers: 25, windowSeconds: 600 },
     });
   });
 });

@@ -29,12 +29,10 @@ export interface FailureFacts {
   readonly pairFailures: number;
   /** Distinct IPs outside the user's known-good networks that failed for the user in the window. */
   readonly userSources: number;
-  /** Distinct users this IP failed against in the window, and its failures in the window. */
+  /** Distinct users this IP failed against in the window. */
   readonly ipUsers: number;
-  readonly ipFailures: number;
-  /** Distinct users, and distinct IPs, of this IP's network in the window. */
+  /** Distinct users this IP's network failed against in the window. */
   readonly networkUsers: number;
-  readonly networkIps: number;
   /** Lockouts already in force. */
   readonly existing: {
     readonly userLock: 'none' | 'spares_known_networks' | 'every_network';
@@ -129,12 +127,9 @@ export function decideFailureResponses(rules: LockoutRules, facts: FailureFacts)
     out.push({
       kind: 'ip',
       rule: LOCKOUT_RULE.credentialStuffingIp,
-      failures: facts.ipFailures,
-      evidence: {
-        distinctUsers: facts.ipUsers,
-        failures: facts.ipFailures,
-        windowSeconds: rules.source.windowSeconds,
-      },
+      // A source's `failures` are the distinct users it failed against in the window.
+      failures: facts.ipUsers,
+      evidence: { distinctUsers: facts.ipUsers, windowSeconds: rules.source.windowSeconds },
     });
   }
   if (!existing.networkBlock && facts.networkUsers >= rules.source.networkDistinctUsers) {
@@ -142,11 +137,7 @@ export function decideFailureResponses(rules: LockoutRules, facts: FailureFacts)
       kind: 'network',
       rule: LOCKOUT_RULE.credentialStuffingNetwork,
       failures: facts.networkUsers,
-      evidence: {
-        distinctUsers: facts.networkUsers,
-        distinctIps: facts.networkIps,
-        windowSeconds: rules.source.windowSeconds,
-      },
+      evidence: { distinctUsers: facts.networkUsers, windowSeconds: rules.source.windowSeconds },
     });
   }
   return out;

@@ -80,8 +80,6 @@ export interface LockoutRules {
   readonly permanent: { readonly afterLocks: number };
   /** Absurd event times are replaced by the broker's time (see effectiveEventTime). */
   readonly clock: { readonly maxFutureSeconds: number; readonly maxPastSeconds: number };
-  /** How long an event id is remembered so a redelivered event counts once; ids kept per key at most. */
-  readonly dedupe: { readonly horizonSeconds: number; readonly maxIdsPerKey: number };
 }
 
 const MINUTE = 60;
@@ -127,7 +125,6 @@ export const DEFAULT_LOCKOUT_RULES: LockoutRules = deepFreeze({
   },
   permanent: { afterLocks: 0 },
   clock: { maxFutureSeconds: 5 * MINUTE, maxPastSeconds: DAY },
-  dedupe: { horizonSeconds: DAY, maxIdsPerKey: 20_000 },
 });
 
 /** Leaves that are not "an integer of at least 1". */

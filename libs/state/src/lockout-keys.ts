@@ -7,8 +7,9 @@ import { taggedKey } from '@twofold/redis';
  * each script touches one slot and the layout shards on Redis Cluster.
  *
  * User `<P>lo:{u:<username>}:…`
- * - `seen` — zset: event ids already counted for the user (score: when counted), the dedupe.
- * - `streak` — hash `total`, `known`: consecutive failures since the last completed sign-in.
+ * - `streak`, `streakk` — zsets of failure ids (score: event time), all and those from
+ *   known-good networks; the ids are the dedupe. `reset` — time of the last completed
+ *   sign-in: the consecutive failures are those after it.
  * - `src` — zset: IPs outside known networks that failed for the user (score: latest time).
  * - `pair:<ip>` — zset: failure ids of (user, IP) (score: event time), the backoff window.
  * - `known` — zset: known-good networks (score: when the knowledge expires, ms).
@@ -18,8 +19,8 @@ import { taggedKey } from '@twofold/redis';
  *   expiring with the lockout; `locklevel`, `pairlevel:<ip>` — locks in a row (backoff).
  *
  * Network `<P>lo:{n:<cidr>}:…`
- * - `seen`; `ipusers:<ip>`, `users`, `ips` — zsets of distinct users / IPs (score: latest time);
- *   `ipfail:<ip>` — failure ids; `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`.
+ * - `ipusers:<ip>`, `users` — zsets of distinct users of the IP / network (score: latest
+ *   time); `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`.
  *
  * Global `<P>lo:{g}:…` — `b:<bucket>:{e,u,i,p}` HyperLogLogs of failure ids, users, IPs
  * and (user, IP) pairs per time bucket; `c:<window>` failure ids per whole window (baseline).

@@ -9,6 +9,9 @@
 
 const WINDOW_HELPERS = `
 local function since(t, window) return '(' .. string.format('%.0f', t - window) end
+-- One event in 16 (by the last byte of its id) trims the keys it touched: memory stays
+-- bounded without trimming on every write; a count past the cap trims at once.
+local function sampled(id) return string.byte(id, -1) % 16 == 0 end
 local function trim(key, before, cap, ttl)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', before))
   if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
@@ -17,27 +20,35 @@ end
 `;
 
 /**
- * Counts user-side signals. Per base (one user): n events of 6 fields
- * `kind` (f = failure, s = primary login succeeded, c = sign-in complete), `id`, `t`, `ip`,
- * `network`, `session`. ARGV head: now, seenHorizon, seenCap, pairWindow, srcWindow,
- * windowCap, streakTtl, pendingTtl, knownMax, knownTtl.
+ * Counts user-side signals. Per base (one user): n events of 6 fields `kind` (f = failure,
+ * s = primary login succeeded, c = sign-in complete), `id`, `t`, `ip`, `network`, `session`.
+ * ARGV head: now, pairWindow, srcWindow, windowCap, streakTtl, streakCap, pendingTtl,
+ * knownMax, knownTtl, streakGate, sourcesGate, pairGate. Lock flags and the known-network
+ * streak are read only once their count reaches its gate (the rule's threshold): below
+ * it they reply 0, which no rule looks at.
+ *
+ * Every structure is idempotent, so a redelivered event changes nothing: the streak is a
+ * zset of failure ids (the dedupe: ZADD NX tells a new failure from one seen before),
+ * counted after `reset`, the time of the last completed sign-in (a failure from before it,
+ * read late or again, does not count); the (user, IP) log is keyed by failure id; sources
+ * and known networks keep the latest time per member.
  *
  * A failure replies {duplicate, known, streak, streakKnown, pairFailures, sources,
  * userLock (0 none, 1 spares known networks, 2 every network), force, pairLock}; other
- * signals reply {duplicate}. A duplicate (an id seen before) changes nothing and replies
- * the current counts.
+ * signals reply {0}.
  */
 export const LOCKOUT_USER_COUNT_SCRIPT = `${WINDOW_HELPERS}
 local now = tonumber(ARGV[1])
-local seenHorizon, seenCap = tonumber(ARGV[2]), tonumber(ARGV[3])
-local pairWindow, srcWindow, windowCap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local streakTtl, pendingTtl = tonumber(ARGV[7]), tonumber(ARGV[8])
-local knownMax, knownTtl = tonumber(ARGV[9]), tonumber(ARGV[10])
-local a = 11
+local pairWindow, srcWindow, windowCap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local streakTtl, streakCap, pendingTtl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local knownMax, knownTtl = tonumber(ARGV[8]), tonumber(ARGV[9])
+local streakGate, sourcesGate, pairGate = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local a = 13
 local out = {}
 for g = 1, #KEYS do
   local base = KEYS[g]
-  local seen, streak, known, src = base .. ':seen', base .. ':streak', base .. ':known', base .. ':src'
+  local streak, streakKnown, known, src = base .. ':streak', base .. ':streakk', base .. ':known', base .. ':src'
+  local resetAt = tonumber(redis.call('GET', base .. ':reset') or '0')
   local function promote(network)
     redis.call('ZADD', known, now + knownTtl, network)
     redis.call('ZREMRANGEBYSCORE', known, '-inf', now)
@@ -45,59 +56,65 @@ for g = 1, #KEYS do
     redis.call('PEXPIRE', known, knownTtl)
   end
   local n = tonumber(ARGV[a]); a = a + 1
-  local replies, touched = {}, {}
-  local maxT, failed = 0, false
+  local replies, pairsTouched = {}, {}
+  local failed, knownTouched, srcTouched = false, false, false
   for i = 1, n do
     local kind, id, t = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
     local ip, network, session = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
     a = a + 6
-    local fresh = redis.call('ZADD', seen, 'NX', now, id) == 1
     if kind == 'f' then
       failed = true
-      if t > maxT then maxT = t end
+      local fresh = redis.call('ZADD', streak, 'NX', t, id) == 1
       local ks = redis.call('ZSCORE', known, network)
       local isKnown = ks and tonumber(ks) > now
       local pair = base .. ':pair:' .. ip
-      if fresh then
-        redis.call('HINCRBY', streak, 'total', 1)
-        if isKnown then
-          redis.call('HINCRBY', streak, 'known', 1)
-        else
-          redis.call('ZADD', pair, t, id)
-          redis.call('ZADD', src, 'GT', t, ip)
-          touched[pair] = true
-        end
-      end
-      local st = redis.call('HMGET', streak, 'total', 'known')
       local pairCount = 0
-      if not isKnown then pairCount = redis.call('ZCOUNT', pair, since(t, pairWindow), '+inf') end
-      local lock = redis.call('HMGET', base .. ':lock', 'id', 'spares')
-      local userLock = 0
-      if lock[1] then userLock = (lock[2] == '1') and 1 or 2 end
-      replies[i] = {
-        fresh and 0 or 1, isKnown and 1 or 0, tonumber(st[1] or 0), tonumber(st[2] or 0), pairCount,
-        redis.call('ZCOUNT', src, since(t, srcWindow), '+inf'), userLock,
-        redis.call('EXISTS', base .. ':force'), redis.call('EXISTS', base .. ':pairlock:' .. ip)
-      }
-    else
-      if fresh then
-        if kind == 's' then
-          redis.call('SET', base .. ':login:' .. session, network, 'PX', pendingTtl)
-          if redis.call('EXISTS', base .. ':done:' .. session) == 1 then promote(network) end
-        else
-          local network = redis.call('GET', base .. ':login:' .. session)
-          if network then promote(network) else redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl) end
-          redis.call('DEL', streak)
-        end
+      if isKnown then
+        if fresh then redis.call('ZADD', streakKnown, 'NX', t, id); knownTouched = true end
+      else
+        redis.call('ZADD', pair, t, id)
+        redis.call('ZADD', src, 'GT', t, ip)
+        pairsTouched[pair] = true
+        srcTouched = true
+        pairCount = redis.call('ZCOUNT', pair, since(t, pairWindow), '+inf')
       end
-      replies[i] = { fresh and 0 or 1 }
+      local afterReset = '(' .. string.format('%.0f', resetAt)
+      local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
+      local sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf')
+      if sampled(id) or total > streakCap then trim(streak, resetAt, streakCap, streakTtl) end
+      if (sampled(id) or pairCount > windowCap) and not isKnown then trim(pair, t - pairWindow, windowCap, pairWindow) end
+      if sampled(id) or sources > windowCap then trim(src, t - srcWindow, windowCap, srcWindow) end
+      -- What only matters past a threshold is read only there (most failures are below).
+      local userLock, streakKnownCount, force, pairLock = 0, 0, 0, 0
+      if total >= streakGate then
+        local lock = redis.call('HMGET', base .. ':lock', 'id', 'spares')
+        if lock[1] then userLock = (lock[2] == '1') and 1 or 2 end
+        streakKnownCount = redis.call('ZCOUNT', streakKnown, afterReset, '+inf')
+      end
+      if sources >= sourcesGate then force = redis.call('EXISTS', base .. ':force') end
+      if pairCount >= pairGate then pairLock = redis.call('EXISTS', base .. ':pairlock:' .. ip) end
+      replies[i] = {
+        fresh and 0 or 1, isKnown and 1 or 0, total, streakKnownCount, pairCount, sources, userLock, force, pairLock
+      }
+    elseif kind == 's' then
+      redis.call('SET', base .. ':login:' .. session, network, 'PX', pendingTtl)
+      if redis.call('EXISTS', base .. ':done:' .. session) == 1 then promote(network) end
+      replies[i] = { 0 }
+    else
+      if t > resetAt then
+        resetAt = t
+        redis.call('SET', base .. ':reset', string.format('%.0f', t), 'PX', streakTtl)
+      end
+      local network = redis.call('GET', base .. ':login:' .. session)
+      if network then promote(network) else redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl) end
+      replies[i] = { 0 }
     end
   end
-  trim(seen, now - seenHorizon, seenCap, seenHorizon)
   if failed then
-    for pair in pairs(touched) do trim(pair, maxT - pairWindow, windowCap, pairWindow) end
-    trim(src, maxT - srcWindow, windowCap, srcWindow)
     redis.call('PEXPIRE', streak, streakTtl)
+    if knownTouched then redis.call('PEXPIRE', streakKnown, streakTtl) end
+    if srcTouched then redis.call('PEXPIRE', src, srcWindow) end
+    for pair in pairs(pairsTouched) do redis.call('PEXPIRE', pair, pairWindow) end
   end
   out[g] = replies
 end
@@ -106,50 +123,40 @@ return out
 
 /**
  * Counts failures per source network. Per base (one network): n failures of 4 fields
- * `id`, `t`, `ip`, `username`. ARGV head: now, seenHorizon, seenCap, window, windowCap.
- * Replies per failure {duplicate, ipUsers, ipFailures, networkUsers, networkIps, ipBlock,
- * networkBlock}.
+ * `id`, `t`, `ip`, `username`. ARGV head: now, window, windowCap, ipGate, netGate (blocks
+ * are read only once a count reaches its gate). Distinct users keep the
+ * latest time per user, so a redelivered failure changes nothing. Replies per failure
+ * {ipUsers, networkUsers, ipBlock, networkBlock}.
  */
 export const LOCKOUT_NETWORK_COUNT_SCRIPT = `${WINDOW_HELPERS}
 local now = tonumber(ARGV[1])
-local seenHorizon, seenCap = tonumber(ARGV[2]), tonumber(ARGV[3])
-local window, windowCap = tonumber(ARGV[4]), tonumber(ARGV[5])
+local window, windowCap = tonumber(ARGV[2]), tonumber(ARGV[3])
+local ipGate, netGate = tonumber(ARGV[4]), tonumber(ARGV[5])
 local a = 6
 local out = {}
 for g = 1, #KEYS do
   local base = KEYS[g]
-  local seen, users, ips = base .. ':seen', base .. ':users', base .. ':ips'
+  local users, netLock = base .. ':users', base .. ':netlock'
   local n = tonumber(ARGV[a]); a = a + 1
   local replies, touched = {}, {}
-  local maxT = 0
   for i = 1, n do
     local id, t, ip, user = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
     a = a + 4
-    if t > maxT then maxT = t end
-    local ipUsers, ipFail = base .. ':ipusers:' .. ip, base .. ':ipfail:' .. ip
-    local fresh = redis.call('ZADD', seen, 'NX', now, id) == 1
-    if fresh then
-      redis.call('ZADD', ipUsers, 'GT', t, user)
-      redis.call('ZADD', ipFail, t, id)
-      redis.call('ZADD', users, 'GT', t, user)
-      redis.call('ZADD', ips, 'GT', t, ip)
-      touched[ip] = true
-    end
+    local ipUsers = base .. ':ipusers:' .. ip
+    redis.call('ZADD', ipUsers, 'GT', t, user)
+    redis.call('ZADD', users, 'GT', t, user)
+    touched[ipUsers] = true
     local from = since(t, window)
-    replies[i] = {
-      fresh and 0 or 1,
-      redis.call('ZCOUNT', ipUsers, from, '+inf'), redis.call('ZCOUNT', ipFail, from, '+inf'),
-      redis.call('ZCOUNT', users, from, '+inf'), redis.call('ZCOUNT', ips, from, '+inf'),
-      redis.call('EXISTS', base .. ':iplock:' .. ip), redis.call('EXISTS', base .. ':netlock')
-    }
+    local ipCount, netCount = redis.call('ZCOUNT', ipUsers, from, '+inf'), redis.call('ZCOUNT', users, from, '+inf')
+    if sampled(id) or ipCount > windowCap then trim(ipUsers, t - window, windowCap, window) end
+    if sampled(id) or netCount > windowCap then trim(users, t - window, windowCap, window) end
+    local ipBlock, netBlock = 0, 0
+    if ipCount >= ipGate then ipBlock = redis.call('EXISTS', base .. ':iplock:' .. ip) end
+    if netCount >= netGate then netBlock = redis.call('EXISTS', netLock) end
+    replies[i] = { ipCount, netCount, ipBlock, netBlock }
   end
-  trim(seen, now - seenHorizon, seenCap, seenHorizon)
-  for ip in pairs(touched) do
-    trim(base .. ':ipusers:' .. ip, maxT - window, windowCap, window)
-    trim(base .. ':ipfail:' .. ip, maxT - window, windowCap, window)
-  end
-  trim(users, maxT - window, windowCap, window)
-  trim(ips, maxT - window, windowCap, window)
+  redis.call('PEXPIRE', users, window)
+  for key in pairs(touched) do redis.call('PEXPIRE', key, window) end
   out[g] = replies
 end
 return out

@@ -219,7 +219,7 @@ function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: s
     const username = normalizeUsername(key);
     if (!username) throw new LockoutKeyError('the key of a user lockout is a username');
     return [
-      { target: { kind: 'user', username }, clear: ['streak', 'src'] },
+      { target: { kind: 'user', username }, clear: ['streak', 'streakk', 'src'] },
       { target: { kind: 'force', username }, clear: [] },
     ];
   }
@@ -241,12 +241,12 @@ function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: s
     if (slash >= 0) {
       if (key.slice(slash) !== source.network.slice(source.network.indexOf('/')))
         throw new LockoutKeyError(`networks are IPv4 /24 and IPv6 /64: ${source.network}`);
-      return [{ target: { kind: 'network', network: source.network }, clear: ['users', 'ips'] }];
+      return [{ target: { kind: 'network', network: source.network }, clear: ['users'] }];
     }
     return [
       {
         target: { kind: 'ip', ip: source.ip, network: source.network },
-        clear: [`ipusers:${source.ip}`, `ipfail:${source.ip}`],
+        clear: [`ipusers:${source.ip}`],
       },
     ];
   }

@@ -21,9 +21,6 @@ import {
 
 /** Window lengths and bounds of the lockout store, in ms (from the detector's rules). */
 export interface LockoutStoreSettings {
-  /** How long counted event ids are remembered (dedupe), and how many per key at most. */
-  readonly seenHorizonMs: number;
-  readonly seenCap: number;
   /** (user, IP) failure window. */
   readonly pairWindowMs: number;
   /** Window of distinct sources failing for one user. */
@@ -33,12 +30,25 @@ export interface LockoutStoreSettings {
   /** Most entries a window keeps (counts saturate there, far above any threshold). */
   readonly windowCap: number;
   readonly streakTtlMs: number;
+  /** Failure ids a streak keeps at most (its count saturates there; far above the NIST bound). */
+  readonly streakCap: number;
   readonly pendingTtlMs: number;
   readonly knownMax: number;
   readonly knownTtlMs: number;
   readonly spray: { readonly windowMs: number; readonly bucketMs: number; readonly baselineWindows: number };
   /** How long "who lifted this lockout" is remembered. */
   readonly claimTtlMs: number;
+  /**
+   * Counts from which lock flags are worth reading (the rules' thresholds): below them the
+   * flags read as "none", which no rule looks at. 0 reads them always.
+   */
+  readonly gates: {
+    readonly streak: number;
+    readonly sources: number;
+    readonly pair: number;
+    readonly ipUsers: number;
+    readonly networkUsers: number;
+  };
   /** Bases (users or networks) per script call: 1 on Redis Cluster, more on a single Redis. */
   readonly basesPerCall: number;
   /** Events per script call at most (a call blocks Redis while it runs). */
@@ -61,7 +71,7 @@ export type LockoutUserSignal =
       readonly network: string;
       readonly session: string;
     }
-  | { readonly kind: 'complete'; readonly id: string; readonly session: string };
+  | { readonly kind: 'complete'; readonly id: string; readonly at: number; readonly session: string };
 
 export interface UserFailureCounts {
   readonly duplicate: boolean;
@@ -74,7 +84,7 @@ export interface UserFailureCounts {
   readonly forceSecondFactor: boolean;
   readonly userIpLock: boolean;
 }
-export type UserSignalReply = UserFailureCounts | { readonly duplicate: boolean };
+export type UserSignalReply = UserFailureCounts | { readonly duplicate: false };
 
 export interface NetworkFailure {
   readonly id: string;
@@ -83,11 +93,8 @@ export interface NetworkFailure {
   readonly username: string;
 }
 export interface NetworkFailureCounts {
-  readonly duplicate: boolean;
   readonly ipUsers: number;
-  readonly ipFailures: number;
   readonly networkUsers: number;
-  readonly networkIps: number;
   readonly ipBlock: boolean;
   readonly networkBlock: boolean;
 }
@@ -197,7 +204,8 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
   return {
     /**
      * Counts one batch in one round trip: user signals grouped by username, failures
-     * grouped by network, and the spray figures. Replies follow the input order.
+     * grouped by network, and the spray figures. Replies follow the input order. Every
+     * count is idempotent: a redelivered failure is `duplicate` and changes nothing.
      */
     async countBatch(input: {
       users: ReadonlyMap<string, readonly LockoutUserSignal[]>;
@@ -217,15 +225,17 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
       for (const call of userCalls) {
         const args: (string | number)[] = [
           input.now,
-          s.seenHorizonMs,
-          s.seenCap,
           s.pairWindowMs,
           s.userSourcesWindowMs,
           s.windowCap,
           s.streakTtlMs,
+          s.streakCap,
           s.pendingTtlMs,
           s.knownMax,
           s.knownTtlMs,
+          s.gates.streak,
+          s.gates.sources,
+          s.gates.pair,
         ];
         for (const [, signals] of call) {
           args.push(signals.length);
@@ -234,7 +244,7 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
               args.push('f', signal.id, signal.at, signal.ip, signal.network, '');
             else if (signal.kind === 'login')
               args.push('s', signal.id, signal.at, '', signal.network, signal.session);
-            else args.push('c', signal.id, 0, '', '', signal.session);
+            else args.push('c', signal.id, signal.at, '', '', signal.session);
           }
         }
         void pipeline.twofoldLockoutUserCount(
@@ -246,10 +256,10 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
       for (const call of networkCalls) {
         const args: (string | number)[] = [
           input.now,
-          s.seenHorizonMs,
-          s.seenCap,
           s.sourceWindowMs,
           s.windowCap,
+          s.gates.ipUsers,
+          s.gates.networkUsers,
         ];
         for (const [, failures] of call) {
           args.push(failures.length);
@@ -283,7 +293,7 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
             username,
             reply[g]!.map((v) =>
               v.length === 1
-                ? { duplicate: v[0] === 1 }
+                ? { duplicate: false as const }
                 : {
                     duplicate: v[0] === 1,
                     knownNetwork: v[1] === 1,
@@ -306,13 +316,10 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
           networks.set(
             network,
             reply[g]!.map((v) => ({
-              duplicate: v[0] === 1,
-              ipUsers: v[1]!,
-              ipFailures: v[2]!,
-              networkUsers: v[3]!,
-              networkIps: v[4]!,
-              ipBlock: v[5] === 1,
-              networkBlock: v[6] === 1,
+              ipUsers: v[0]!,
+              networkUsers: v[1]!,
+              ipBlock: v[2] === 1,
+              networkBlock: v[3] === 1,
             })),
           );
         });

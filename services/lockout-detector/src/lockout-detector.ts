@@ -34,8 +34,6 @@ export interface LockoutDetectorDeps {
 export function lockoutStoreSettings(rules: LockoutRules, basesPerCall = 64): LockoutStoreSettings {
   const ms = (seconds: number) => Math.round(seconds * 1000);
   return {
-    seenHorizonMs: ms(rules.dedupe.horizonSeconds),
-    seenCap: rules.dedupe.maxIdsPerKey,
     pairWindowMs: ms(rules.userIp.windowSeconds),
     userSourcesWindowMs: ms(rules.user.windowSeconds),
     sourceWindowMs: ms(rules.source.windowSeconds),
@@ -50,6 +48,7 @@ export function lockoutStoreSettings(rules: LockoutRules, basesPerCall = 64): Lo
         100,
       ),
     streakTtlMs: ms(rules.hardLock.streakMemorySeconds),
+    streakCap: 10 * rules.hardLock.consecutiveFailures,
     pendingTtlMs: ms(rules.knownNetworks.pendingSeconds),
     knownMax: rules.knownNetworks.max,
     knownTtlMs: ms(rules.knownNetworks.ttlSeconds),
@@ -59,6 +58,13 @@ export function lockoutStoreSettings(rules: LockoutRules, basesPerCall = 64): Lo
       baselineWindows: rules.spray.baselineWindows,
     },
     claimTtlMs: ms(Math.max(rules.hardLock.maxLockSeconds, rules.source.maxBlockSeconds, 86_400) * 2),
+    gates: {
+      streak: rules.hardLock.consecutiveFailures,
+      sources: rules.user.distinctSources,
+      pair: rules.userIp.failures,
+      ipUsers: rules.source.ipDistinctUsers,
+      networkUsers: rules.source.networkDistinctUsers,
+    },
     basesPerCall,
     eventsPerCall: 400,
   };

@@ -24,7 +24,13 @@ export type LockoutSignal =
       readonly at: number;
     }
   /** A sign-in completed: second factor verified, or skipped by policy. Resets the streak; its network becomes known-good. */
-  | { readonly kind: 'complete'; readonly id: string; readonly username: string; readonly session: string }
+  | {
+      readonly kind: 'complete';
+      readonly id: string;
+      readonly username: string;
+      readonly session: string;
+      readonly at: number;
+    }
   | { readonly kind: 'ignored' }
   /** A valid event the detector cannot use (sent to the DLQ with the reason). */
   | { readonly kind: 'rejected'; readonly reason: string };
@@ -78,11 +84,15 @@ export function lockoutSignalOf(
       };
     }
     case 'twofold.2fa.verified':
-      return { kind: 'complete', id: event.id, username: event.subject, session: event.data.session };
     case 'twofold.2fa.decided':
-      return event.data.decision === 'skip'
-        ? { kind: 'complete', id: event.id, username: event.subject, session: event.data.session }
-        : { kind: 'ignored' };
+      if (event.type === 'twofold.2fa.decided' && event.data.decision !== 'skip') return { kind: 'ignored' };
+      return {
+        kind: 'complete',
+        id: event.id,
+        username: event.subject,
+        session: event.data.session,
+        at: effectiveEventTime(event.time, brokerTimeMs, nowMs, rules.clock).at,
+      };
     default:
       return { kind: 'ignored' };
   }

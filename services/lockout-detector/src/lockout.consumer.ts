@@ -153,13 +153,31 @@ export function createLockoutHandler(deps: {
   metrics: LockoutMetrics;
   logger: Logger;
   clock: () => number;
+  /** Events per round of count, decide, impose (default 500). */
+  chunkSize?: number;
 }) {
   const { store, rules, metrics } = deps;
   const schedules = schedulesOf(rules);
 
+  const chunkSize = deps.chunkSize ?? 500;
+
+  /**
+   * A batch is handled in chunks, in order: a lockout crossed early in a large batch is in
+   * force (and announced) without waiting for the rest of the batch.
+   */
   return async function handle(batch: readonly ConsumedEvent[]): Promise<BatchOutcome> {
-    const now = deps.clock();
     const rejected: { item: ConsumedEvent; reason: string }[] = [];
+    for (let i = 0; i < batch.length; i += chunkSize) {
+      await handleChunk(batch.slice(i, i + chunkSize), rejected);
+    }
+    return { rejected };
+  };
+
+  async function handleChunk(
+    batch: readonly ConsumedEvent[],
+    rejected: { item: ConsumedEvent; reason: string }[],
+  ) {
+    const now = deps.clock();
     const users = new Map<string, LockoutUserSignal[]>();
     const networks = new Map<string, NetworkFailure[]>();
     const spray: SprayFailure[] = [];
@@ -210,7 +228,12 @@ export function createLockoutHandler(deps: {
           });
           break;
         case 'complete':
-          push(users, signal.username, { kind: 'complete', id: signal.id, session: signal.session });
+          push(users, signal.username, {
+            kind: 'complete',
+            id: signal.id,
+            at: signal.at,
+            session: signal.session,
+          });
           break;
         case 'rejected':
           rejected.push({ item, reason: signal.reason });
@@ -219,9 +242,16 @@ export function createLockoutHandler(deps: {
           break;
       }
     }
-    if (users.size === 0) return { rejected };
+    if (users.size === 0) return;
 
+    let mark = performance.now();
+    const lap = (step: string) => {
+      const at = performance.now();
+      metrics.steps.observe({ step }, (at - mark) / 1000);
+      mark = at;
+    };
     const counts = await store.countBatch({ users, networks, spray, now });
+    lap('count');
 
     const wanted = new Map<
       string,
@@ -238,9 +268,7 @@ export function createLockoutHandler(deps: {
         pairFailures: user.pairFailures,
         userSources: user.userSources,
         ipUsers: network.ipUsers,
-        ipFailures: network.ipFailures,
         networkUsers: network.networkUsers,
-        networkIps: network.networkIps,
         // A redelivered failure may have imposed a lockout that was never announced (a
         // crash in between): it asks again as if nothing were in force, and the store
         // answers "existing" for the lockout this very event caused, to announce again.
@@ -248,8 +276,8 @@ export function createLockoutHandler(deps: {
           userLock: user.duplicate ? 'none' : user.userLock,
           forceSecondFactor: !user.duplicate && user.forceSecondFactor,
           userIpLock: !user.duplicate && user.userIpLock,
-          ipBlock: !network.duplicate && network.ipBlock,
-          networkBlock: !network.duplicate && network.networkBlock,
+          ipBlock: !user.duplicate && network.ipBlock,
+          networkBlock: !user.duplicate && network.networkBlock,
         },
       });
       for (const response of responses) {
@@ -257,18 +285,19 @@ export function createLockoutHandler(deps: {
         // Fresh failures ask once per lockout (the first to cross wins). Redelivered ones
         // see today's counts, not those they saw then, so each asks with its own id: the
         // one that caused the lockout finds it ("existing") and announces it again.
-        const key =
-          recordKeyOf(planned.imposition) + (user.duplicate || network.duplicate ? `\n${failure.id}` : '');
+        const key = recordKeyOf(planned.imposition) + (user.duplicate ? `\n${failure.id}` : '');
         if (!wanted.has(key)) wanted.set(key, { ...planned, item });
       }
     }
-    if (wanted.size === 0) return { rejected };
+    lap('decide');
+    if (wanted.size === 0) return;
 
     const plans = [...wanted.values()];
     const results = await store.impose(
       plans.map((p) => p.imposition),
       now,
     );
+    lap('impose');
     const events: ReturnType<typeof lockoutImposedEvent | typeof attackDetectedEvent>[] = [];
     const toSchedule: ImposedLockout[] = [];
     const time = new Date(now);
@@ -296,7 +325,8 @@ export function createLockoutHandler(deps: {
       if (result.status !== 'widened' && record.until !== null) toSchedule.push(result);
     });
     await deps.lifts.schedule(toSchedule, now);
+    lap('schedule');
     if (events.length > 0) await deps.producer.publish('security', events);
-    return { rejected };
-  };
+    lap('publish');
+  }
 }

@@ -10,6 +10,7 @@ function counter<L extends string>(registry: Registry, name: string, help: strin
 /** The detector's own metrics (names are what dashboards and alerts use). */
 export function createLockoutMetrics(registry: Registry) {
   const detection = registry.getSingleMetric('twofold_lockout_detection_seconds');
+  const steps = registry.getSingleMetric('twofold_lockout_step_seconds');
   return {
     imposed: counter(registry, 'twofold_lockouts_imposed_total', 'Lockouts imposed, by scope and rule', [
       'scope',
@@ -40,6 +41,14 @@ export function createLockoutMetrics(registry: Registry) {
         buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
         registers: [registry],
       })) as Histogram<'scope'>,
+    steps: (steps ??
+      new Histogram({
+        name: 'twofold_lockout_step_seconds',
+        help: 'Time of each step of a batch: count (Redis), decide, impose (Redis), schedule (BullMQ), publish (Kafka)',
+        labelNames: ['step'],
+        buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+        registers: [registry],
+      })) as Histogram<'step'>,
   };
 }
 export type LockoutMetrics = ReturnType<typeof createLockoutMetrics>;

@@ -18,8 +18,9 @@ const logger = createLogger({ service: 'lockout-detector', level: config.logLeve
 const metrics = createServiceMetrics('lockout-detector');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
-// Counting scripts run per batch; a wider timeout than request-path reads.
-const redis = createRedis(config.redis.url, 'state', { commandTimeout: 5_000 });
+// Counting scripts run per batch and queue behind each other under load: a timeout would
+// only retry the batch (more load), so it is wide; a dead Redis still fails at once.
+const redis = createRedis(config.redis.url, 'state', { commandTimeout: 30_000 });
 
 const service = buildLockoutDetector({
   kafka,
