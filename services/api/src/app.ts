@@ -2,11 +2,13 @@ import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Ajv } from 'ajv';
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyServerOptions,
   type RawServerDefault,
 } from 'fastify';
+import { FastifyOtelInstrumentation } from '@fastify/otel';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -18,6 +20,7 @@ import type { CodeVerifier, EnrollmentService, PolicySnapshot } from '@twofold/v
 import type { Logger, ReadinessCheck, ServiceMetrics } from '@twofold/telemetry';
 import type { Authenticator } from './auth.js';
 import type { DecisionWaiter } from './decision-waiter.js';
+import { installHttpMetrics } from './http-metrics.js';
 import { installProblemHandlers } from './problem.js';
 import { hostedPagesRoute } from './pages/hosted-pages.plugin.js';
 import { registerProblemResponses } from './plugins/problem-responses.plugin.js';
@@ -82,6 +85,9 @@ export interface ApiDeps {
 export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   const app: ApiInstance = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request lines would dominate the log at thousands of requests a second; requests
+    // are counted in metrics, errors are logged by the problem handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     trustProxy: true,
     ajv: {
@@ -99,6 +105,15 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     redis: deps.limits?.redis,
     keyPrefix: deps.limits?.keyPrefix,
   });
+  installHttpMetrics(app, deps.metrics);
+  // Request spans; their trace context travels on in the headers of the events published.
+  await app.register(
+    new FastifyOtelInstrumentation({
+      instrumentHooks: false,
+      instrumentHandler: false,
+      ignorePaths: ({ url }) => ['/healthz', '/readyz', '/metrics'].includes(url),
+    }).plugin(),
+  );
   await app.register(swagger, {
     openapi: {
       info: {
@@ -116,13 +131,23 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
   await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
   if (deps.pool) await app.register(adminAuditRoute({ auth: deps.auth, pool: deps.pool }));
-  await app.register(challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }));
-  await app.register(enrollmentsRoute({ auth: deps.auth, enrollment: deps.enrollment, publicUrl: deps.publicUrl }));
   await app.register(
-    adminPolicyRoute({ auth: deps.auth, policies: deps.policies, snapshot: deps.policySnapshot, producer: deps.producer }),
+    challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }),
+  );
+  await app.register(
+    enrollmentsRoute({ auth: deps.auth, enrollment: deps.enrollment, publicUrl: deps.publicUrl }),
+  );
+  await app.register(
+    adminPolicyRoute({
+      auth: deps.auth,
+      policies: deps.policies,
+      snapshot: deps.policySnapshot,
+      producer: deps.producer,
+    }),
   );
   await app.register(adminUsersRoute({ auth: deps.auth, enrollment: deps.enrollment }));
-  if (deps.lockouts) await app.register(adminLockoutsRoute({ auth: deps.auth, producer: deps.producer, ...deps.lockouts }));
+  if (deps.lockouts)
+    await app.register(adminLockoutsRoute({ auth: deps.auth, producer: deps.producer, ...deps.lockouts }));
   await app.register(
     hostedPagesRoute({
       challenges: deps.challenges,

@@ -32,7 +32,9 @@ const metrics = createServiceMetrics('api');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 const redis = createRedis(config.redis.url, 'state');
-const subscriber = createRedis(config.redis.url, 'queue');
+// Subscriber mode refuses the ready check's INFO; an error listener keeps a hiccup from crashing the process.
+const subscriber = createRedis(config.redis.url, 'queue', { enableReadyCheck: false });
+subscriber.on('error', (err) => logger.warn({ err }, 'decision subscriber connection error'));
 const pool = createPool({
   url: config.database.url,
   schema: config.database.schema,
@@ -57,7 +59,13 @@ const codeVerifier = createCodeVerifier({
   window: config.totpWindow,
   maxAttempts: CHALLENGE_MAX_ATTEMPTS,
 });
-const enrollment = createEnrollmentService({ enrollments, keyRing, redis, keyPrefix: config.redis.keyPrefix, producer });
+const enrollment = createEnrollmentService({
+  enrollments,
+  keyRing,
+  redis,
+  keyPrefix: config.redis.keyPrefix,
+  producer,
+});
 // Session events (SSE) follow the broadcaster's stream on a connection of their own (XREAD BLOCK).
 const sessionFeed = createSessionEventFeed({
   reader: createRedis(config.redis.url, 'queue'),
