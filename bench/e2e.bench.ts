@@ -1,0 +1,513 @@
+// End-to-end load (issue 9): simulated apps publish a login mix (IdP and local logins,
+// sessions already verified, logouts, mistyped passwords) plus an attack (credential
+// stuffing, brute force) to twofold.login.v1, while interactive apps post logins to the api
+// with ?wait=decision and users type codes (2fa.verified, 2fa.failed). Every service runs as
+// deployed, one process each, in an isolated world of the local stack (12 partitions).
+//
+// A step runs the load at a rate for a while; it is *sustained* when, during the step and
+// once it ends, every event is decided by the verifier, counted by the lockout detector and
+// stored by the audit sink with a lag under 2 s: audit rows' received_at − occurred_at p99
+// under 2 s, the verifier's and detector's backlog (consumer-group lag ÷ their input rate)
+// under 2 s throughout, and all three groups at lag 0 within 2 s of the end.
+//
+// 1. Ramp: the bulk rate goes up step by step (with 50 interactive logins/s measuring the
+//    decision latency) until a step is not sustained; the sustained rate is the last that was.
+// 2. Interactive at the target: 1,000 logins/s through the api while the bulk runs at half
+//    the sustained rate: decision p50/p99.
+// 3. Nothing lost: once drained, decisions = successful logins produced, failures counted
+//    by the detector = failures produced, audit rows per type = events produced per type.
+//
+// Run: `node --conditions=twofold-source --import tsx bench/e2e.bench.ts [--quick]`.
+// BENCH_E2E_STEPS (bulk rates, comma-separated), BENCH_E2E_SECONDS (per step, default 20),
+// BENCH_E2E_INTERACTIVE (default 1000), BENCH_CPU_PROFILE=<dir>, BENCH_SERVICES=dist.
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hashSessionToken } from '@twofold/contracts';
+import { groupLag } from '@twofold/kafka';
+import { generateSecret, generateTotp } from '@twofold/otp';
+import { createRedis, waitForRedis } from '@twofold/redis';
+import { applySessionChanges } from '@twofold/state';
+import { createPool, type Pool } from '@twofold/store';
+import type { Isolated } from '../test/support/stack.js';
+import { findings } from './lib/findings.js';
+import type { LoadReport, LoadRequest } from './lib/login-load.process.js';
+import { MIX_APPS, mixSessionToken, mixUser } from './lib/login-mix.js';
+import { runOpenLoop, type OpenLoopResult } from './lib/open-loop.js';
+import { cpuMs, cpuMsOfAll, machineCpuMs, pidsOf, sleep } from './lib/processes.js';
+import { progress } from './lib/progress.js';
+import { keyRingFromEnv, registerApps, seedEnrollments } from './lib/seed.js';
+import { startBenchServices, type BenchServices } from './lib/services.js';
+import { metricSum, percentile, round } from './lib/stats.js';
+import { benchWorld } from './lib/world.js';
+
+const LAG_LIMIT_S = 2;
+const ENROLLED = 5_000;
+const VERIFIED_SESSIONS = 1_000;
+
+interface Groups {
+  verifier: { id: string; topics: string[] };
+  lockout: { id: string; topics: string[] };
+  audit: { id: string; topics: string[] };
+}
+
+interface StepResult {
+  bulkRate: number;
+  interactiveRate: number;
+  produced: number;
+  producedPerS: number;
+  generatorLagMs: number;
+  sustained: boolean;
+  why: string;
+  maxBacklogS: { verifier: number; lockout: number; audit: number };
+  drainS: number;
+  auditLagP50Ms: number;
+  auditLagP99Ms: number;
+  auditLagMaxMs: number;
+  decisionP50Ms: number;
+  decisionP99Ms: number;
+  decisionAnsweredPerS: number;
+  decisionTimeouts: number;
+  cpuPct: Record<string, number>;
+  machineBusyPct: number;
+}
+
+export async function runEndToEndBench(opts: { quick: boolean }): Promise<Record<string, number>> {
+  const seconds = opts.quick ? 4 : Number(process.env['BENCH_E2E_SECONDS'] ?? 20);
+  const steps = (
+    process.env['BENCH_E2E_STEPS'] ?? (opts.quick ? '500' : '1000,2000,4000,6000,8000,12000,16000,20000')
+  )
+    .split(',')
+    .map(Number);
+  const interactiveTarget = Number(process.env['BENCH_E2E_INTERACTIVE'] ?? (opts.quick ? 100 : 1_000));
+  const probeRate = opts.quick ? 20 : 50;
+  const profileRoot = process.env['BENCH_CPU_PROFILE'];
+  const profileDir = profileRoot ? mkdtempSync(join(profileRoot, 'e2e-')) : undefined;
+
+  progress.note('setting up (world, five services)');
+  const world = await benchWorld('bench-e2e', { database: true });
+  let services: BenchServices | undefined;
+  let load: ChildProcess | undefined;
+  const pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 4 });
+  const results: Record<string, number> = {};
+  try {
+    services = await startBenchServices(
+      world,
+      ['verifier', 'lockout-detector', 'session-broadcaster', 'audit-sink', 'api'],
+      {
+        env: { RATE_LIMIT_VERIFY_PER_APP: '0', RATE_LIMIT_EVENTS_PER_APP: '0' },
+        ...(profileDir ? { profileDir } : {}),
+      },
+    );
+    const keys = await registerApps(services.apiUrl, world.env['TWOFOLD_ADMIN_KEY']!, MIX_APPS);
+    const secret = generateSecret();
+    progress.note(`enrolling ${ENROLLED} users, ${VERIFIED_SESSIONS} verified sessions`);
+    await seedEnrollments(
+      pool,
+      keyRingFromEnv(world.env),
+      Array.from({ length: ENROLLED }, (_, i) => mixUser(i)),
+      secret,
+    );
+    await seedVerifiedSessions(world);
+
+    load = fork(fileURLToPath(new URL('./lib/login-load.process.ts', import.meta.url)), {
+      execArgv: ['--conditions=twofold-source', '--import', 'tsx'],
+      env: { ...world.env, LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    await once(load, 'message');
+    const prefix = world.config.kafka.groupPrefix;
+    const t = world.topics;
+    const groups: Groups = {
+      verifier: { id: `${prefix}twofold-verifier`, topics: [t.login] },
+      lockout: { id: `${prefix}twofold-lockout-detector`, topics: [t.login, t.secondFactor] },
+      audit: { id: `${prefix}twofold-audit-sink`, topics: Object.values(t) },
+    };
+    const interactive = createInteractiveApps(services.apiUrl, keys, secret);
+    const ctx: StepContext = { world, services, load, pool, groups, interactive };
+
+    // Warm up: JIT, connections, consumer fetch sessions.
+    progress.note('warming up');
+    await runStep(ctx, { bulkRate: 200, interactiveRate: 20, seconds: opts.quick ? 2 : 5, seed: 1 });
+
+    // (1) Ramp.
+    const ramp: StepResult[] = [];
+    for (const [i, bulkRate] of steps.entries()) {
+      progress.note(
+        `ramp ${i + 1}/${steps.length}: ${bulkRate} events/s + ${probeRate} interactive, ${seconds} s`,
+      );
+      const step = await runStep(ctx, { bulkRate, interactiveRate: probeRate, seconds, seed: 100 + i });
+      ramp.push(step);
+      progress.log(
+        `  e2e ${bulkRate}/s: ${step.sustained ? 'sustained' : `not sustained (${step.why})`}; audit lag p99 ${step.auditLagP99Ms} ms; decision p99 ${step.decisionP99Ms} ms; machine ${step.machineBusyPct}% busy`,
+      );
+      if (!step.sustained) break;
+    }
+    const passed = ramp.filter((s) => s.sustained);
+    const best = passed.at(-1);
+    results['sustained_events_per_s'] = best ? Math.round(best.producedPerS + best.decisionAnsweredPerS) : 0;
+    results['target_events_per_s'] = 20_000;
+    for (const s of ramp) {
+      const k = `ramp_${s.bulkRate}`;
+      results[`${k}_sustained`] = s.sustained ? 1 : 0;
+      results[`${k}_produced_per_s`] = round(s.producedPerS);
+      results[`${k}_audit_lag_p99_ms`] = s.auditLagP99Ms;
+      results[`${k}_backlog_max_s`] = round(Math.max(...Object.values(s.maxBacklogS)), 2);
+      results[`${k}_drain_s`] = round(s.drainS, 2);
+      results[`${k}_decision_p99_ms`] = s.decisionP99Ms;
+      results[`${k}_machine_busy_pct`] = s.machineBusyPct;
+    }
+    if (best) {
+      results['at_sustained_audit_lag_p50_ms'] = best.auditLagP50Ms;
+      results['at_sustained_audit_lag_p99_ms'] = best.auditLagP99Ms;
+      results['at_sustained_decision_p50_ms'] = best.decisionP50Ms;
+      results['at_sustained_decision_p99_ms'] = best.decisionP99Ms;
+      for (const [name, pct] of Object.entries(best.cpuPct)) results[`at_sustained_cpu_${name}_pct`] = pct;
+    }
+    const failed = ramp.find((s) => !s.sustained);
+    if (failed) {
+      results['first_unsustained_events_per_s'] = failed.bulkRate;
+      for (const [name, pct] of Object.entries(failed.cpuPct))
+        results[`at_unsustained_cpu_${name}_pct`] = pct;
+      results['at_unsustained_machine_busy_pct'] = failed.machineBusyPct;
+    }
+
+    // (2) Interactive logins at the target rate during the load.
+    await drain(ctx, 120_000);
+    const bulk = Math.max(100, Math.round((best?.bulkRate ?? steps[0]!) / 2));
+    progress.note(`interactive: ${interactiveTarget} logins/s through the api + ${bulk} events/s bulk`);
+    if (profileDir) services.toggleProfile();
+    const target = await runStep(ctx, {
+      bulkRate: bulk,
+      interactiveRate: interactiveTarget,
+      seconds,
+      seed: 999,
+    });
+    if (profileDir) services.toggleProfile();
+    results['interactive_offered_per_s'] = interactiveTarget;
+    results['interactive_bulk_per_s'] = bulk;
+    results['interactive_answered_per_s'] = target.decisionAnsweredPerS;
+    results['interactive_decision_p50_ms'] = target.decisionP50Ms;
+    results['interactive_decision_p99_ms'] = target.decisionP99Ms;
+    results['interactive_decision_timeouts'] = target.decisionTimeouts;
+    results['interactive_sustained'] = target.sustained ? 1 : 0;
+    results['interactive_audit_lag_p99_ms'] = target.auditLagP99Ms;
+    results['interactive_machine_busy_pct'] = target.machineBusyPct;
+    for (const [name, pct] of Object.entries(target.cpuPct)) results[`interactive_cpu_${name}_pct`] = pct;
+
+    // (3) Nothing lost.
+    progress.note('checking that nothing was lost');
+    await drain(ctx, 300_000);
+    const lost = await countLosses(ctx);
+    Object.assign(results, lost);
+
+    if (profileDir) {
+      await services.stop();
+      for (const p of services.profiles()) {
+        findings.addProfile({
+          bench: 'e2e',
+          phase: `${interactiveTarget} interactive logins/s + ${bulk} events/s`,
+          service: p.service,
+          summary: p,
+        });
+      }
+    }
+    return results;
+  } finally {
+    if (load && load.exitCode === null) {
+      load.send('stop');
+      await Promise.race([once(load, 'exit'), sleep(5_000)]);
+      load.kill('SIGKILL');
+    }
+    await services?.stop().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    await world.cleanup();
+  }
+}
+
+interface StepContext {
+  world: Isolated;
+  services: BenchServices;
+  load: ChildProcess;
+  pool: Pool;
+  groups: Groups;
+  interactive: ReturnType<typeof createInteractiveApps>;
+}
+
+/** Totals produced over the whole run, by event type, to compare with what was stored. */
+const producedByType: Record<string, number> = {};
+
+async function seedVerifiedSessions(world: Isolated): Promise<void> {
+  const redis = createRedis(world.config.redis.url, 'state', { commandTimeout: 30_000 });
+  await waitForRedis(redis);
+  try {
+    for (let i = 0; i < VERIFIED_SESSIONS; i += 500) {
+      await applySessionChanges(
+        redis,
+        world.config.redis.keyPrefix,
+        Array.from({ length: Math.min(500, VERIFIED_SESSIONS - i) }, (_, j) => ({
+          kind: 'validate' as const,
+          session: hashSessionToken(mixSessionToken(i + j)),
+          username: mixUser(i + j),
+          appId: 'jira',
+          at: Date.now(),
+          eventId: randomUUID(),
+        })),
+        { ttlSeconds: 4 * 3600 },
+      );
+    }
+  } finally {
+    await redis.quit();
+  }
+}
+
+/**
+ * Apps that sign users in through the api and wait for the decision; a fifth of the users
+ * challenged then type their code (a few mistype it first).
+ */
+function createInteractiveApps(apiUrl: string, keys: Record<string, string>, secret: string) {
+  let user = 0;
+  let codeStep = -1;
+  let code = '';
+  const counts = { verified: 0, refused: 0, failedCodes: 0, challenged: 0, verifications: 0 };
+  const currentCode = async () => {
+    const step = Math.floor(Date.now() / 30_000);
+    if (step !== codeStep) {
+      code = await generateTotp(secret);
+      codeStep = step;
+    }
+    return code;
+  };
+  const verify = async (appId: string, challengeId: string, submitted: string) => {
+    counts.verifications++;
+    const res = await fetch(`${apiUrl}/v1/challenges/${challengeId}/verify`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys[appId]}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ code: submitted }),
+    }).catch(() => undefined);
+    const body = res ? ((await res.json().catch(() => ({}))) as { verified?: boolean }) : {};
+    if (body.verified) counts.verified++;
+    else counts.refused++;
+  };
+  return {
+    counts,
+    run(rate: number, seconds: number): Promise<OpenLoopResult> {
+      const pending: Promise<void>[] = [];
+      const apps = new Map<number, string>();
+      return runOpenLoop({
+        baseUrl: apiUrl,
+        rate,
+        durationMs: seconds * 1000,
+        request: (i) => {
+          const appId = MIX_APPS[i % MIX_APPS.length]!;
+          apps.set(i, appId);
+          const idp = i % 5 === 4;
+          return {
+            method: 'POST',
+            path: '/v1/login-events?wait=decision&timeoutMs=5000',
+            headers: { authorization: `Bearer ${keys[appId]}` },
+            body: JSON.stringify({
+              type: 'twofold.login.succeeded',
+              subject: idp
+                ? `idp-user-${i}`
+                : mixUser(VERIFIED_SESSIONS + (user++ % (ENROLLED - VERIFIED_SESSIONS))),
+              data: {
+                appId,
+                session: hashSessionToken(randomUUID()),
+                method: idp ? 'sso' : 'password',
+                ...(idp ? { idp: 'okta' } : {}),
+                ip: `198.51.100.${(i % 250) + 1}`,
+              },
+            }),
+          };
+        },
+        onResponse: (i, status, body) => {
+          if (status !== 200) return;
+          const decided = JSON.parse(body) as { decision: string; challengeId?: string };
+          if (decided.decision !== 'challenge' || !decided.challengeId) return;
+          counts.challenged++;
+          if (i % 5 !== 0) return;
+          const appId = apps.get(i)!;
+          apps.delete(i);
+          pending.push(
+            (async () => {
+              if (i % 50 === 0) {
+                counts.failedCodes++;
+                await verify(appId, decided.challengeId!, '000000');
+              }
+              await verify(appId, decided.challengeId!, await currentCode());
+            })(),
+          );
+        },
+      }).then(async (result) => {
+        await Promise.all(pending);
+        return result;
+      });
+    },
+  };
+}
+
+async function lagsOf(ctx: StepContext) {
+  const { kafka } = ctx.world;
+  const [verifier, lockout, audit] = await Promise.all([
+    groupLag(kafka, ctx.groups.verifier.id, ctx.groups.verifier.topics),
+    groupLag(kafka, ctx.groups.lockout.id, ctx.groups.lockout.topics),
+    groupLag(kafka, ctx.groups.audit.id, ctx.groups.audit.topics),
+  ]);
+  return { verifier, lockout, audit };
+}
+
+/** Waits until every group has consumed everything; returns the seconds it took. */
+async function drain(ctx: StepContext, timeoutMs: number): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    const lags = await lagsOf(ctx);
+    if (lags.verifier === 0 && lags.lockout === 0 && lags.audit === 0)
+      return (performance.now() - start) / 1000;
+    if (performance.now() - start > timeoutMs) return Number.POSITIVE_INFINITY;
+    await sleep(200);
+  }
+}
+
+function cpuAll(services: BenchServices): Record<string, number> {
+  return {
+    ...services.cpu(),
+    kafka: cpuMs(pidsOf('kafka.Kafka')[0]),
+    redis: cpuMsOfAll('redis-server'),
+    postgres: cpuMsOfAll('postgres'),
+    load: cpuMs(process.pid) + cpuMsOfAll('login-load.process'),
+  };
+}
+
+async function runStep(
+  ctx: StepContext,
+  step: { bulkRate: number; interactiveRate: number; seconds: number; seed: number },
+): Promise<StepResult> {
+  const startedAt = new Date();
+  const cpu0 = cpuAll(ctx.services);
+  const machine0 = machineCpuMs();
+  const backlog = { verifier: 0, lockout: 0, audit: 0 };
+  let sampling = true;
+  // Inputs per second of each group: the verifier reads the login topic; the detector also
+  // the 2fa topic (≈ one decision per successful login); the sink every topic.
+  const rate = step.bulkRate + step.interactiveRate;
+  const inputRate = { verifier: rate, lockout: rate * 1.65, audit: rate * 1.65 };
+  const sampler = (async () => {
+    while (sampling) {
+      const lags = await lagsOf(ctx).catch(() => undefined);
+      if (lags)
+        for (const k of ['verifier', 'lockout', 'audit'] as const)
+          backlog[k] = Math.max(backlog[k], lags[k] / Math.max(1, inputRate[k]));
+      await sleep(1_000);
+    }
+  })();
+  const request: LoadRequest = {
+    rate: step.bulkRate,
+    seconds: step.seconds,
+    seed: step.seed,
+    enrolledUsers: ENROLLED,
+    verifiedSessions: VERIFIED_SESSIONS,
+  };
+  const loadDone = once(ctx.load, 'message') as Promise<[LoadReport]>;
+  ctx.load.send(request);
+  const [interactive, [report]] = await Promise.all([
+    ctx.interactive.run(step.interactiveRate, step.seconds),
+    loadDone,
+  ]);
+  if (report.error) throw new Error(`load generator: ${report.error}`);
+  for (const [type, n] of Object.entries(report.byType))
+    producedByType[type] = (producedByType[type] ?? 0) + n;
+  producedByType['twofold.login.succeeded'] =
+    (producedByType['twofold.login.succeeded'] ?? 0) + interactive.sent;
+  const endedAt = new Date();
+  sampling = false;
+  await sampler;
+  const cpu1 = cpuAll(ctx.services);
+  const machine1 = machineCpuMs();
+  const drainS = await drain(ctx, 120_000);
+  const wall = (endedAt.getTime() - startedAt.getTime()) / 1000;
+  const { rows } = await ctx.pool.query<{ p50: number; p99: number; max: number }>(
+    `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
+       FROM (SELECT extract(epoch FROM received_at - occurred_at) * 1000 AS ms FROM audit_events
+              WHERE occurred_at >= $1 AND occurred_at < $2) AS lag`,
+    [startedAt, endedAt],
+  );
+  const audit = rows[0] ?? { p50: NaN, p99: NaN, max: NaN };
+  const problems: string[] = [];
+  if (report.produced / report.seconds < step.bulkRate * 0.9)
+    problems.push(`generator reached ${Math.round(report.produced / report.seconds)}/s`);
+  if (!(audit.p99 < LAG_LIMIT_S * 1000)) problems.push(`audit lag p99 ${Math.round(audit.p99)} ms`);
+  for (const [k, s] of Object.entries(backlog))
+    if (s >= LAG_LIMIT_S) problems.push(`${k} backlog ${round(s, 1)} s`);
+  if (drainS > LAG_LIMIT_S) problems.push(`drained ${round(drainS, 1)} s after the end`);
+  if (interactive.failed > 0 || (interactive.statuses['202'] ?? 0) > 0)
+    problems.push(`${interactive.failed + (interactive.statuses['202'] ?? 0)} logins undecided in 5 s`);
+  return {
+    bulkRate: step.bulkRate,
+    interactiveRate: step.interactiveRate,
+    produced: report.produced,
+    producedPerS: report.produced / report.seconds,
+    generatorLagMs: report.maxLagMs,
+    sustained: problems.length === 0,
+    why: problems.join('; '),
+    maxBacklogS: backlog,
+    drainS,
+    auditLagP50Ms: Math.round(Number(audit.p50)),
+    auditLagP99Ms: Math.round(Number(audit.p99)),
+    auditLagMaxMs: Math.round(Number(audit.max)),
+    decisionP50Ms: round(percentile(interactive.latencies, 50)),
+    decisionP99Ms: round(percentile(interactive.latencies, 99)),
+    decisionAnsweredPerS: round((interactive.statuses['200'] ?? 0) / step.seconds),
+    decisionTimeouts: (interactive.statuses['202'] ?? 0) + interactive.failed,
+    cpuPct: Object.fromEntries(
+      Object.entries(cpu1).map(([name, ms]) => [name, Math.round((ms - (cpu0[name] ?? 0)) / 10 / wall)]),
+    ),
+    machineBusyPct: Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100),
+  };
+}
+
+/** Compares what was produced with what each consumer did, once everything drained. */
+async function countLosses(ctx: StepContext): Promise<Record<string, number>> {
+  const { rows } = await ctx.pool.query<{ type: string; n: string }>(
+    'SELECT type, count(*) AS n FROM audit_events GROUP BY type',
+  );
+  const stored = Object.fromEntries(rows.map((r) => [r.type, Number(r.n)]));
+  const loginTypes = ['twofold.login.succeeded', 'twofold.login.failed', 'twofold.logout'];
+  const produced = loginTypes.reduce((n, type) => n + (producedByType[type] ?? 0), 0);
+  const storedLogin = loginTypes.reduce((n, type) => n + (stored[type] ?? 0), 0);
+  const verifierMetrics = await ctx.services.metrics('verifier');
+  const lockoutMetrics = await ctx.services.metrics('lockout-detector');
+  const decisions = metricSum(verifierMetrics, 'twofold_decisions_total');
+  const failuresCounted = metricSum(lockoutMetrics, 'twofold_lockout_failures_total', { outcome: 'counted' });
+  const failuresProduced =
+    (producedByType['twofold.login.failed'] ?? 0) + (stored['twofold.2fa.failed'] ?? 0);
+  const dlq = ctx.world.kafka.admin();
+  await dlq.connect();
+  const dlqOffsets = await dlq.fetchTopicOffsets(ctx.world.topics.dlq);
+  await dlq.disconnect();
+  return {
+    events_produced: produced,
+    audit_login_rows: storedLogin,
+    audit_login_rows_missing: produced - storedLogin,
+    decisions_expected: producedByType['twofold.login.succeeded'] ?? 0,
+    decisions_made: decisions,
+    decisions_stored: stored['twofold.2fa.decided'] ?? 0,
+    decisions_missing:
+      (producedByType['twofold.login.succeeded'] ?? 0) - (stored['twofold.2fa.decided'] ?? 0),
+    failures_produced: failuresProduced,
+    failures_counted: failuresCounted,
+    failures_uncounted: failuresProduced - failuresCounted,
+    codes_verified_stored: stored['twofold.2fa.verified'] ?? 0,
+    lockouts_imposed_stored: stored['twofold.lockout.imposed'] ?? 0,
+    dlq_messages: dlqOffsets.reduce((n, p) => n + Number(p.high), 0),
+  };
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const figures = await runEndToEndBench({ quick: process.argv.includes('--quick') });
+  progress.done();
+  process.stdout.write(`${JSON.stringify(figures, null, 2)}\n`);
+}
