@@ -32,6 +32,17 @@ export default defineConfig({
         },
       },
       {
+        // Hostile input (fast-check) at the real api and consumers: part of `npm test`.
+        extends: true,
+        test: {
+          name: 'property',
+          include: ['test/property/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
         extends: true,
         test: {
           name: 'integration',
