@@ -13,16 +13,22 @@ import {
 } from '@twofold/state';
 import {
   createAppsRepository,
+  createPolicyRepository,
   createPool,
   quoteIdent,
   runMigrations,
   type AppsRepository,
   type Pool,
 } from '@twofold/store';
+import { createPolicySnapshot } from '@twofold/verification';
 import { buildApi, type ApiDeps, type ApiInstance } from '../../services/api/src/app.js';
 import { createAuthenticator } from '../../services/api/src/auth.js';
 import type { WebhookSettings } from '../../services/session-broadcaster/src/config.js';
 import { buildSessionBroadcaster } from '../../services/session-broadcaster/src/session-broadcaster.js';
+import {
+  createSessionLifetime,
+  type SessionLifetime,
+} from '../../services/session-broadcaster/src/session-lifetime.js';
 import {
   createWebhookDispatcher,
   type WebhookDispatcher,
@@ -117,6 +123,8 @@ export interface SessionWorld {
   secrets: Record<string, string>;
   receivers: Record<string, AppReceiver>;
   webhooks: WebhookDispatcher;
+  /** The broadcaster's session lifetime (the admin policy's, else options.ttlSeconds). */
+  lifetime: SessionLifetime;
   feed: SessionEventFeed;
   deadLetters: WebhookDeadLetters;
   /** Publishes `twofold.2fa.verified` as the verifier would; returns the event. */
@@ -179,6 +187,14 @@ export async function createSessionWorld(
     logger: world.logger,
     metrics: world.metrics,
   });
+  const policies = createPolicyRepository(pool);
+  const lifetime = createSessionLifetime({
+    policies,
+    fallbackSeconds: options.ttlSeconds ?? 28_800,
+    logger: world.logger,
+    refreshMs: 200,
+  });
+  const policySnapshot = createPolicySnapshot({ repository: policies, logger: world.logger });
   const broadcaster = buildSessionBroadcaster({
     kafka: world.kafka,
     producer: world.producer,
@@ -187,7 +203,7 @@ export async function createSessionWorld(
     metrics: world.metrics,
     groupId: `${world.config.kafka.groupPrefix}session-broadcaster`,
     keyPrefix: prefix,
-    sessionTtlSeconds: () => options.ttlSeconds ?? 28_800,
+    sessionTtlSeconds: lifetime.seconds,
     webhooks,
   });
 
@@ -210,6 +226,8 @@ export async function createSessionWorld(
     publicUrl: 'http://127.0.0.1',
     readiness: async () => ({}),
     sessions: { redis, keyPrefix: prefix, feed, deadLetters },
+    policies,
+    policySnapshot,
   };
   let builds = 0;
   let api = await buildApi(deps as ApiDeps);
@@ -232,7 +250,10 @@ export async function createSessionWorld(
     });
     secrets[appId] = ((await secret.json()) as { secret: string }).secret;
   }
-  if (options.broadcaster !== false) await broadcaster.start();
+  if (options.broadcaster !== false) {
+    await lifetime.start();
+    await broadcaster.start();
+  }
 
   const sessionWorld: SessionWorld = {
     world,
@@ -249,6 +270,7 @@ export async function createSessionWorld(
     secrets,
     receivers,
     webhooks,
+    lifetime,
     feed,
     deadLetters,
     async verify({ username, appId, token, time }) {
@@ -288,6 +310,8 @@ export async function createSessionWorld(
     async close() {
       await api.close().catch(() => undefined);
       if (options.broadcaster !== false) await broadcaster.stop().catch(() => undefined);
+      lifetime.stop();
+      policySnapshot.stop();
       await feed.stop().catch(() => undefined);
       await deadLetters.close().catch(() => undefined);
       for (const receiver of Object.values(receivers)) await receiver.close();

@@ -14,7 +14,7 @@ export const sessionBroadcasterEnvSpec = {
   ...commonEnvSpec,
   TWOFOLD_SESSION_TTL_SECONDS: num({
     default: 28_800,
-    desc: 'how long a verified SSO session stays verified in every app (seconds)',
+    desc: 'how long a verified SSO session stays verified in every app (seconds), until the admin policy sets sessionTtlSeconds (which then wins)',
   }),
   TWOFOLD_SESSION_STREAM_MAXLEN: num({
     default: 100_000,

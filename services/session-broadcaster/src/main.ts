@@ -2,7 +2,7 @@ import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
-import { createAppsRepository, createPool } from '@twofold/store';
+import { createAppsRepository, createPolicyRepository, createPool } from '@twofold/store';
 import {
   createLogger,
   createServiceMetrics,
@@ -13,6 +13,7 @@ import {
 } from '@twofold/telemetry';
 import { loadSessionBroadcasterConfig } from './config.js';
 import { buildSessionBroadcaster } from './session-broadcaster.js';
+import { createSessionLifetime } from './session-lifetime.js';
 import { createWebhookDispatcher } from './webhook-dispatcher.js';
 
 const config = loadOrExit(loadSessionBroadcasterConfig, 'session-broadcaster');
@@ -24,6 +25,12 @@ const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.
 const redis = createRedis(config.redis.url, 'state', { commandTimeout: 5_000 });
 const pool = createPool({ url: config.database.url, schema: config.database.schema, max: 2 });
 const apps = createAppsRepository(pool);
+// The admin policy's session lifetime; the env value until the policy names one.
+const lifetime = createSessionLifetime({
+  policies: createPolicyRepository(pool),
+  fallbackSeconds: config.session.ttlSeconds,
+  logger,
+});
 const webhooks = createWebhookDispatcher({
   redisUrl: config.redis.url,
   keyPrefix: config.redis.keyPrefix,
@@ -45,13 +52,14 @@ const service = config.roles.consume
       metrics,
       groupId: `${config.kafka.groupPrefix}twofold-session-broadcaster`,
       keyPrefix: config.redis.keyPrefix,
-      sessionTtlSeconds: () => config.session.ttlSeconds,
+      sessionTtlSeconds: lifetime.seconds,
       streamMaxLen: config.session.streamMaxLen,
       webhooks,
     })
   : undefined;
 
 if (service) {
+  await lifetime.start();
   await producer.connect();
   await service.start();
 } else {
@@ -73,6 +81,7 @@ stopOnSignals(
     steps: [
       { name: 'consumer and webhook workers', close: () => (service ? service.stop() : webhooks.stop()) },
       { name: 'producer', close: producer.disconnect },
+      { name: 'policy refresh', close: async () => lifetime.stop() },
       { name: 'redis', close: () => redis.quit() },
       { name: 'postgres', close: () => pool.end() },
       { name: 'health', close: health.close },

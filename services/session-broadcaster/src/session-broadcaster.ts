@@ -19,7 +19,7 @@ export interface SessionBroadcasterDeps {
   metrics: ServiceMetrics;
   groupId: string;
   keyPrefix: string;
-  /** The session lifetime now in force (env today; the admin policy can supply it). */
+  /** The session lifetime now in force (the admin policy's, else the env's: createSessionLifetime). */
   sessionTtlSeconds: () => number;
   /** Entries kept in the SSE replay stream. */
   streamMaxLen?: number;
