@@ -12,10 +12,10 @@ import {
   ensureTools,
   KUBE_VERSION,
   parseManifests,
+  renderChart,
   tempFile,
   TOOL_BUILD_TIMEOUT,
   type Manifest,
-  type Outcome,
 } from './tools.js';
 
 const CI_VALUES = readdirSync(join(CHART, 'ci'))
@@ -30,6 +30,9 @@ const SERVICES = {
   auditSink: 'audit-sink',
 } as const;
 const CONSUMERS = ['verifier', 'lockout-detector', 'session-broadcaster', 'audit-sink'];
+/** The service a component runs: webhook delivery is the session broadcaster in its deliver role. */
+const serviceOf = (component: string | undefined) =>
+  component === 'webhook-delivery' ? 'session-broadcaster' : component;
 
 let helm = '';
 let validator = '';
@@ -48,20 +51,7 @@ beforeAll(async () => {
   helmDocs = (await ensureTools('helm-docs'))['helm-docs'] ?? '';
 }, TOOL_BUILD_TIMEOUT);
 
-function render(valuesFiles: string[], set: string[] = []): Promise<Outcome> {
-  const args = [
-    'template',
-    'twofold',
-    CHART,
-    '--namespace',
-    'twofold',
-    '--kube-version',
-    `${KUBE_VERSION}.0`,
-  ];
-  for (const file of valuesFiles) args.push('--values', file);
-  for (const s of set) args.push('--set', s);
-  return attempt(helm, args);
-}
+const render = (valuesFiles: string[], set: string[] = []) => renderChart(helm, valuesFiles, set);
 
 const rendered = new Map<string, Promise<Manifest[]>>();
 /** Renders a value set (cached per arguments); fails the test with helm's message if it does not render. */
@@ -224,7 +214,7 @@ describe('every Deployment, in every value set', () => {
         expect(c.args, where).toEqual([
           '--import',
           '@twofold/telemetry/register',
-          `services/${componentOf(d)}/dist/main.js`,
+          `services/${serviceOf(componentOf(d))}/dist/main.js`,
         ]);
         expect(c.livenessProbe?.httpGet?.path, `${where}: liveness`).toBe('/healthz');
         expect(c.readinessProbe?.httpGet?.path, `${where}: readiness`).toBe('/readyz');
@@ -278,14 +268,15 @@ describe('per service', () => {
   );
 
   it('gives each service only the secrets it needs', async () => {
-    const ms = await manifests([MINIMAL]);
+    const ms = await manifests([MINIMAL], ['webhookDelivery.enabled=true']);
+    expect(ofKind(ms, 'Deployment')).toHaveLength(6);
     for (const d of ofKind(ms, 'Deployment')) {
       const secrets = (podOf(d).containers[0]!.env ?? [])
         .filter((e) => e.valueFrom?.secretKeyRef)
         .map((e) => e.name);
       const expected = ['DATABASE_URL', 'REDIS_URL'];
-      if (['api', 'verifier'].includes(componentOf(d)!)) expected.push('TWOFOLD_MASTER_KEYS');
-      if (componentOf(d) === 'api') expected.push('TWOFOLD_ADMIN_KEY');
+      // Only the api decrypts TOTP secrets (codes are verified there) and checks the admin key.
+      if (componentOf(d) === 'api') expected.push('TWOFOLD_MASTER_KEYS', 'TWOFOLD_ADMIN_KEY');
       expect(secrets.sort(), d.metadata.name).toEqual(expected.sort());
     }
   });
@@ -350,6 +341,13 @@ describe('values.schema.json', () => {
         'auditSink:',
         '  autoscaling:',
         '    maxReplica: 3', // a typo of maxReplicas
+        '  retentionDays: 0',
+        'sessionBroadcaster:',
+        '  webhooks:',
+        '    attempt: 3', // a typo of attempts
+        'webhookDelivery:',
+        '  keda:', // not a Kafka consumer
+        '    enabled: true',
         'config:',
         '  logLevel: loud',
         'metrics:',
@@ -364,6 +362,11 @@ describe('values.schema.json', () => {
     expect(r.stderr).toMatch(/at '\/verifier\/replicas': got string, want integer/);
     expect(r.stderr).toMatch(/at '\/api\/port': maximum: got 99,999, want 65,535/);
     expect(r.stderr).toMatch(/at '\/auditSink\/autoscaling': additional properties 'maxReplica' not allowed/);
+    expect(r.stderr).toMatch(/at '\/auditSink\/retentionDays': minimum: got 0, want 1/);
+    expect(r.stderr).toMatch(
+      /at '\/sessionBroadcaster\/webhooks': additional properties 'attempt' not allowed/,
+    );
+    expect(r.stderr).toMatch(/at '\/webhookDelivery': additional properties 'keda' not allowed/);
     expect(r.stderr).toMatch(/at '\/config\/logLevel': value must be one of/);
     expect(r.stderr).toMatch(/at '\/metrics\/serviceMonitor\/enabled': got string, want boolean/);
   });
@@ -430,6 +433,21 @@ describe('templates/validate.yaml', () => {
       'both minAvailable and maxUnavailable',
       ['sessionBroadcaster.podDisruptionBudget.minAvailable=1'],
       'sessionBroadcaster: podDisruptionBudget.minAvailable and maxUnavailable are both set',
+    ],
+    [
+      'webhook delivery without the session broadcaster',
+      ['webhookDelivery.enabled=true', 'sessionBroadcaster.enabled=false'],
+      'webhookDelivery.enabled is true but sessionBroadcaster.enabled is false',
+    ],
+    [
+      'audit partitions written at once that leave no pool connection free',
+      ['auditSink.concurrentPartitions=10'],
+      'auditSink.concurrentPartitions (10) must be below database.poolSize (10)',
+    ],
+    [
+      'a webhook delivery grace period not longer than the shutdown deadline',
+      ['webhookDelivery.enabled=true', 'webhookDelivery.terminationGracePeriodSeconds=10'],
+      'webhookDelivery: terminationGracePeriodSeconds (10 s) must be longer than config.shutdownTimeoutMs',
     ],
     [
       'every service disabled',

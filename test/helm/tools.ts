@@ -59,6 +59,22 @@ export async function attempt(file: string, args: string[], env: NodeJS.ProcessE
   }
 }
 
+/** `helm template` of the chart as release twofold in namespace twofold, for KUBE_VERSION. */
+export function renderChart(helm: string, valuesFiles: string[], set: string[] = []): Promise<Outcome> {
+  const args = [
+    'template',
+    'twofold',
+    CHART,
+    '--namespace',
+    'twofold',
+    '--kube-version',
+    `${KUBE_VERSION}.0`,
+  ];
+  for (const file of valuesFiles) args.push('--values', file);
+  for (const s of set) args.push('--set', s);
+  return attempt(helm, args);
+}
+
 /** A Kubernetes object as rendered. */
 export interface Manifest {
   apiVersion: string;

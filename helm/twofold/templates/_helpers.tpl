@@ -21,13 +21,20 @@
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* The services: values key → component name (also the folder under services/). */}}
+{{/* The workloads: values key → component name (a Deployment each). */}}
 {{- define "twofold.components" -}}
 api: api
 verifier: verifier
 lockoutDetector: lockout-detector
 sessionBroadcaster: session-broadcaster
+webhookDelivery: webhook-delivery
 auditSink: audit-sink
+{{- end -}}
+
+{{/* Component → the service it runs (its folder under services/): the webhook delivery role is the
+session broadcaster started with TWOFOLD_SESSION_ROLES=deliver. */}}
+{{- define "twofold.serviceOf" -}}
+{{- ternary "session-broadcaster" . (eq . "webhook-delivery") -}}
 {{- end -}}
 
 {{/* The consumer services (Kafka consumer groups), values keys. */}}
@@ -55,8 +62,9 @@ app.kubernetes.io/part-of: twofold
 {{- end -}}
 
 {{/* dict "ctx" $ "component" "verifier" */}}
+{{/* The full name shortened so that the whole stays a DNS label (63), the component kept whole. */}}
 {{- define "twofold.componentName" -}}
-{{- printf "%s-%s" (include "twofold.fullname" .ctx | trunc 45 | trimSuffix "-") .component -}}
+{{- printf "%s-%s" (include "twofold.fullname" .ctx | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component -}}
 {{- end -}}
 
 {{- define "twofold.componentSelectorLabels" -}}
@@ -112,30 +120,68 @@ app.kubernetes.io/component: {{ .component }}
       key: {{ index .ctx.Values.secrets.keys .key }}
 {{- end -}}
 
-{{/* Environment of a service's container beyond the shared ConfigMap; only the secrets it needs. */}}
+{{/* An integer value as an env var string (YAML numbers arrive as floats: 3600000 would print 3.6e+06). */}}
+{{- define "twofold.intEnv" -}}
+- name: {{ .name }}
+  value: {{ .value | int64 | quote }}
+{{- end -}}
+
+{{/*
+Environment of a container beyond the shared ConfigMap: exactly the variables its service's
+config.ts declares (test/helm/env.test.ts holds the chart to that), secrets from the Secret.
+dict "ctx" $ "component" "audit-sink" "key" "auditSink"
+*/}}
 {{- define "twofold.env" -}}
 {{- $ := .ctx -}}
 {{- $v := index $.Values .key -}}
+{{- $service := include "twofold.serviceOf" .component -}}
 - name: OTEL_SERVICE_NAME
   value: twofold-{{ .component }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "DATABASE_URL" "key" "databaseUrl") }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "REDIS_URL" "key" "redisUrl") }}
-{{- if has .component (list "api" "verifier") }}
+{{- if eq $service "api" }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_MASTER_KEYS" "key" "masterKeys") }}
-{{- end }}
-{{- if eq .component "api" }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_ADMIN_KEY" "key" "adminKey") }}
-- name: API_PORT
-  value: {{ $v.port | quote }}
+- name: TWOFOLD_ACTIVE_KEY_ID
+  value: {{ $.Values.config.activeKeyId | quote }}
+{{ include "twofold.intEnv" (dict "name" "API_PORT" "value" $v.port) }}
+- name: API_HOST
+  value: {{ $v.host | quote }}
 - name: TWOFOLD_PUBLIC_URL
   value: {{ include "twofold.publicUrl" $ | quote }}
+{{ include "twofold.intEnv" (dict "name" "TOTP_WINDOW" "value" $v.totpWindow) }}
+{{ include "twofold.intEnv" (dict "name" "RATE_LIMIT_VERIFY_PER_CHALLENGE" "value" $v.rateLimits.verifyPerChallenge) }}
+{{ include "twofold.intEnv" (dict "name" "RATE_LIMIT_VERIFY_PER_APP" "value" $v.rateLimits.verifyPerApp) }}
+{{ include "twofold.intEnv" (dict "name" "RATE_LIMIT_EVENTS_PER_APP" "value" $v.rateLimits.eventsPerApp) }}
 {{- else }}
-- name: METRICS_PORT
-  value: {{ $v.metricsPort | quote }}
+{{ include "twofold.intEnv" (dict "name" "METRICS_PORT" "value" $v.metricsPort) }}
 {{- end }}
-{{- if eq .component "session-broadcaster" }}
-- name: TWOFOLD_SESSION_TTL_SECONDS
-  value: {{ $v.sessionTtlSeconds | quote }}
+{{- if eq $service "lockout-detector" }}
+- name: LOCKOUT_RULES
+  value: {{ ternary ($v.rules | toJson) "" (not (empty $v.rules)) | quote }}
+{{ include "twofold.intEnv" (dict "name" "LOCKOUT_PARTITIONS_CONCURRENCY" "value" $v.partitionsConcurrency) }}
+{{ include "twofold.intEnv" (dict "name" "LOCKOUT_BASES_PER_SCRIPT" "value" $v.basesPerScript) }}
+{{ include "twofold.intEnv" (dict "name" "LOCKOUT_LIFT_CONCURRENCY" "value" $v.liftConcurrency) }}
+{{- end }}
+{{- if eq $service "session-broadcaster" }}
+{{- /* Both roles read the session and webhook settings; they live in one place, sessionBroadcaster. */}}
+{{- $sb := $.Values.sessionBroadcaster }}
+{{- $w := $sb.webhooks }}
+- name: TWOFOLD_SESSION_ROLES
+  value: {{ ternary "deliver" (ternary "consume" "consume,deliver" $.Values.webhookDelivery.enabled) (eq .component "webhook-delivery") | quote }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_SESSION_TTL_SECONDS" "value" $sb.sessionTtlSeconds) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_SESSION_STREAM_MAXLEN" "value" $sb.streamMaxLen) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_WEBHOOK_ATTEMPTS" "value" $w.attempts) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_WEBHOOK_BACKOFF_MS" "value" $w.backoffMs) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_WEBHOOK_TIMEOUT_MS" "value" $w.timeoutMs) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_WEBHOOK_CONCURRENCY" "value" $w.concurrency) }}
+{{ include "twofold.intEnv" (dict "name" "TWOFOLD_WEBHOOK_REFRESH_MS" "value" $w.refreshMs) }}
+{{- end }}
+{{- if eq $service "audit-sink" }}
+{{ include "twofold.intEnv" (dict "name" "AUDIT_RETENTION_DAYS" "value" $v.retentionDays) }}
+{{ include "twofold.intEnv" (dict "name" "AUDIT_PARTITIONS_AHEAD_DAYS" "value" $v.partitionsAheadDays) }}
+{{ include "twofold.intEnv" (dict "name" "AUDIT_MAINTENANCE_INTERVAL_MS" "value" $v.maintenanceIntervalMs) }}
+{{ include "twofold.intEnv" (dict "name" "AUDIT_CONCURRENT_PARTITIONS" "value" $v.concurrentPartitions) }}
 {{- end }}
 {{- with $.Values.extraEnv }}
 {{ toYaml . }}
@@ -219,7 +265,7 @@ spec:
           image: {{ include "twofold.image" $ }}
           imagePullPolicy: {{ $.Values.image.pullPolicy }}
           command: ["node"]
-          args: ["--import", "@twofold/telemetry/register", "services/{{ $component }}/dist/main.js"]
+          args: ["--import", "@twofold/telemetry/register", "services/{{ include "twofold.serviceOf" $component }}/dist/main.js"]
           ports:
             - name: {{ $portName }}
               containerPort: {{ $port }}
