@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
+import { commonEnvSpec } from '@twofold/config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CHART,
@@ -284,5 +285,33 @@ describe('webhook delivery', () => {
         n.startsWith('TWOFOLD_WEBHOOK_'),
       );
     expect(settings('twofold-webhook-delivery')).toEqual(settings('twofold-session-broadcaster'));
+  });
+});
+
+describe('hook Jobs', () => {
+  const jobEnv = (name: string) => {
+    const job = renders
+      .get('ci/minimal-values.yaml')!
+      .ms.find((m) => m.kind === 'Job' && m.metadata.name === name)!;
+    return (containerOf(job).env ?? []).map((e) => e.name).sort();
+  };
+
+  it('the migration Job sets only what migrate-main reads (libs/config commonEnvSpec), every required one included', () => {
+    const names = jobEnv('twofold-migrate');
+    const declared = Object.keys(commonEnvSpec);
+    const required = Object.entries(commonEnvSpec)
+      .filter(([, spec]) => (spec as { default?: unknown }).default === undefined)
+      .map(([name]) => name);
+    expect(readFileSync(join(ROOT, 'libs/store/src/migrate-main.ts'), 'utf8')).toContain('loadCommonConfig(');
+    expect(names.filter((n) => !declared.includes(n))).toEqual([]);
+    expect(required.filter((n) => !names.includes(n))).toEqual([]);
+  });
+
+  it('the topics Job sets only what ensure-topics.mjs reads', () => {
+    const script = readFileSync(join(ROOT, 'deploy/docker/ensure-topics.mjs'), 'utf8');
+    const spec = /readEnv\(\{([\s\S]*?)\}\);/.exec(script)?.[1] ?? '';
+    const declared = [...spec.matchAll(/^\s*([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]!);
+    expect(declared).toContain('KAFKA_BROKERS');
+    expect(jobEnv('twofold-topics').filter((n) => !declared.includes(n))).toEqual([]);
   });
 });

@@ -474,7 +474,8 @@ spec:
     {{- include "twofold.componentSelectorLabels" $args | nindent 4 }}
 {{- end -}}
 
-{{/* Environment of the hook Jobs, inline: they run before the ConfigMap exists. */}}
+{{/* Environment of the hook Jobs, inline: they run before the ConfigMap exists. Both read these;
+the migration Job adds the schema and the URLs, the topics Job the topic sizes. */}}
 {{- define "twofold.hookEnv" -}}
 - name: LOG_LEVEL
   value: {{ .Values.config.logLevel | quote }}
@@ -484,8 +485,6 @@ spec:
   value: {{ .Values.kafka.clientId | quote }}
 - name: TWOFOLD_TOPIC_PREFIX
   value: {{ .Values.kafka.topicPrefix | quote }}
-- name: DATABASE_SCHEMA
-  value: {{ .Values.database.schema | quote }}
 {{- end -}}
 
 {{/* Pod spec pieces shared by the hook Jobs. */}}
