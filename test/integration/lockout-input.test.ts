@@ -2,7 +2,6 @@
 // go to the DLQ with the reason; absurd timestamps are counted at the broker's time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, createEvent } from '@twofold/contracts';
-import { groupLag } from '@twofold/kafka';
 import { resolveLockoutRules } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
@@ -11,6 +10,7 @@ import {
   type LockoutDetector,
 } from '../../services/lockout-detector/src/lockout-detector.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp } from './lockout-support.js';
 import { readTopic } from '../support/topic-reader.js';
 
 // A (user, IP) window of 2 s, so "long ago" and "far ahead" are seen within a test.
@@ -51,16 +51,7 @@ afterAll(async () => {
   await world?.cleanup();
 });
 
-async function caughtUp() {
-  await eventually(
-    async () =>
-      (await groupLag(world.kafka, groupId(), [world.topics.login, world.topics.secondFactor])) === 0
-        ? true
-        : undefined,
-    60_000,
-    'the detector to catch up',
-  );
-}
+const caughtUp = () => detectorCaughtUp(world, groupId());
 const failed = (username: string, ip: string, time?: string) =>
   createEvent(
     'twofold.login.failed',

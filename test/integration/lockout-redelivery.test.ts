@@ -3,12 +3,13 @@
 // same ids the second time.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent, type TopicRole } from '@twofold/contracts';
-import { groupLag, type EventProducer } from '@twofold/kafka';
+import type { EventProducer } from '@twofold/kafka';
 import { resolveLockoutRules } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
 import { buildLockoutDetector } from '../../services/lockout-detector/src/lockout-detector.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp } from './lockout-support.js';
 import { readTopic } from '../support/topic-reader.js';
 
 const rules = resolveLockoutRules({ userIp: { lockSeconds: 600, maxLockSeconds: 600 } });
@@ -63,16 +64,7 @@ function detectorWith(producer: EventProducer) {
   });
 }
 
-async function caughtUp() {
-  await eventually(
-    async () =>
-      (await groupLag(world.kafka, groupId(), [world.topics.login, world.topics.secondFactor])) === 0
-        ? true
-        : undefined,
-    60_000,
-    'the detector to catch up',
-  );
-}
+const caughtUp = () => detectorCaughtUp(world, groupId());
 
 const userKey = (username: string, sub: string) => `${world.config.redis.keyPrefix}lo:{u:${username}}:${sub}`;
 const imposedIds = () =>

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createEvent, hashSessionToken, type AnyTwofoldEvent, type TopicRole } from '@twofold/contracts';
-import { groupLag } from '@twofold/kafka';
 import { resolveLockoutRules } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
@@ -19,6 +18,7 @@ import {
   type LockoutDetector,
 } from '../../services/lockout-detector/src/lockout-detector.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp } from './lockout-support.js';
 import { readTopic } from '../support/topic-reader.js';
 
 // Defaults, except a (user, IP) lock of 1 s doubling to 4 s so expiry is seen in a test.
@@ -125,19 +125,7 @@ async function knownAt(username: string, ip: string) {
   );
 }
 
-async function caughtUp() {
-  await eventually(
-    async () =>
-      (await groupLag(world.kafka, `${world.config.kafka.groupPrefix}twofold-lockout-detector`, [
-        world.topics.login,
-        world.topics.secondFactor,
-      ])) === 0
-        ? true
-        : undefined,
-    60_000,
-    'the detector to catch up',
-  );
-}
+const caughtUp = () => detectorCaughtUp(world, `${world.config.kafka.groupPrefix}twofold-lockout-detector`);
 
 /** Consecutive failures: those after the last completed sign-in. */
 const streakOf = async (username: string) => {

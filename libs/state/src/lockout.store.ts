@@ -197,7 +197,13 @@ const USER_LOCK = ['none', 'spares_known_networks', 'every_network'] as const;
  * lockouts if absent, lifting them at expiry, the global spray figures. Every count is
  * idempotent by event id: a redelivered event changes nothing and gets the current counts.
  */
-export function createLockoutStore(redis: Redis, prefix: string, settings: LockoutStoreSettings) {
+export function createLockoutStore(
+  redis: Redis,
+  prefix: string,
+  /** Fixed settings, or a function read at each call (rules that change at run time). */
+  settings: LockoutStoreSettings | (() => LockoutStoreSettings),
+) {
+  const settingsNow = typeof settings === 'function' ? settings : () => settings;
   const client = withScripts(redis);
   const globalBase = lockoutKeys.global(prefix);
 
@@ -219,7 +225,7 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
       const pipeline = client.pipeline() as unknown as WithScripts & {
         exec(): Promise<[Error | null, unknown][] | null>;
       };
-      const s = settings;
+      const s = settingsNow();
       const userCalls = chunk([...input.users], s.basesPerCall, s.eventsPerCall);
       const networkCalls = chunk([...input.networks], s.basesPerCall, s.eventsPerCall);
       for (const call of userCalls) {
@@ -348,12 +354,13 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
         list.push(item);
         byBase.set(item.location.base, list);
       }
-      const calls = chunk([...byBase], settings.basesPerCall, settings.eventsPerCall);
+      const s = settingsNow();
+      const calls = chunk([...byBase], s.basesPerCall, s.eventsPerCall);
       const pipeline = client.pipeline() as unknown as WithScripts & {
         exec(): Promise<[Error | null, unknown][] | null>;
       };
       for (const call of calls) {
-        const args: (string | number)[] = [now, settings.claimTtlMs];
+        const args: (string | number)[] = [now, s.claimTtlMs];
         for (const [, items] of call) {
           args.push(items.length);
           for (const { imposition: i, location, lockId } of items) {
@@ -420,7 +427,7 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
         ref.lockSub,
         ref.lockId,
         now,
-        settings.claimTtlMs,
+        settingsNow().claimTtlMs,
       )) as string[];
       const [status, detail] = reply;
       if (status === 'early') return { status, untilMs: Number(detail) };
@@ -440,7 +447,7 @@ export function createLockoutStore(redis: Redis, prefix: string, settings: Locko
       distinctPairs: number;
       baselineFailures: number;
     }> {
-      const { windowMs, bucketMs, baselineWindows } = settings.spray;
+      const { windowMs, bucketMs, baselineWindows } = settingsNow().spray;
       const [failures, users, ips, pairs, baseline] = (await client.twofoldLockoutSprayWindow(
         1,
         globalBase,

@@ -7,6 +7,7 @@ import { createLockoutLifts } from './lockout-lift.worker.js';
 import { createLockoutMetrics } from './lockout.metrics.js';
 import { createLockoutHandler } from './lockout.consumer.js';
 import { createSprayMonitor } from './spray.monitor.js';
+import { createLockoutRulesSource, type LockoutPolicyReader } from './lockout-rules.source.js';
 
 export interface LockoutDetectorDeps {
   kafka: Kafka;
@@ -19,7 +20,12 @@ export interface LockoutDetectorDeps {
   metrics: ServiceMetrics;
   groupId: string;
   keyPrefix: string;
+  /** The rules before the admin policy's `lockout` entry (env `LOCKOUT_RULES` over the defaults). */
   rules?: LockoutRules;
+  /** The admin policy (Postgres): its `lockout` entry adjusts the rules at run time. */
+  policy?: LockoutPolicyReader;
+  /** How often the policy version is checked (default 500 ms). */
+  policyRefreshMs?: number;
   /** Milliseconds since the epoch; tests move it. */
   clock?: () => number;
   partitionsConsumedConcurrently?: number;
@@ -76,15 +82,24 @@ export function lockoutStoreSettings(rules: LockoutRules, basesPerCall = 64): Lo
  * security topic; lifts them at expiry (BullMQ) and watches for password spraying.
  */
 export function buildLockoutDetector(deps: LockoutDetectorDeps) {
-  const rules = deps.rules ?? DEFAULT_LOCKOUT_RULES;
   const clock = deps.clock ?? Date.now;
   const logger = deps.logger.child({ component: 'lockout-detector' });
   const metrics = createLockoutMetrics(deps.metrics.registry);
-  const store = createLockoutStore(
-    deps.redis,
-    deps.keyPrefix,
-    lockoutStoreSettings(rules, deps.basesPerScript),
-  );
+  const rulesSource = createLockoutRulesSource({
+    base: deps.rules ?? DEFAULT_LOCKOUT_RULES,
+    ...(deps.policy ? { policy: deps.policy } : {}),
+    logger,
+    ...(deps.policyRefreshMs ? { refreshMs: deps.policyRefreshMs } : {}),
+  });
+  const rules = rulesSource.current;
+  // Store settings follow the rules in force (recomputed when they change).
+  let settings = { of: rules(), value: lockoutStoreSettings(rules(), deps.basesPerScript) };
+  const store = createLockoutStore(deps.redis, deps.keyPrefix, () => {
+    const current = rules();
+    if (settings.of !== current)
+      settings = { of: current, value: lockoutStoreSettings(current, deps.basesPerScript) };
+    return settings.value;
+  });
   const background = deps.background ?? true;
   const lifts = createLockoutLifts({
     redisUrl: deps.redisUrl,
@@ -120,8 +135,11 @@ export function buildLockoutDetector(deps: LockoutDetectorDeps) {
   let stopping: Promise<void> | undefined;
   return {
     store,
+    /** The rules in force now. */
     rules,
     async start(): Promise<void> {
+      // The policy is read before the first event is counted (or the env rules apply if it cannot be).
+      await rulesSource.start();
       await consumer.start();
       if (background) {
         lifts.start();
@@ -135,6 +153,7 @@ export function buildLockoutDetector(deps: LockoutDetectorDeps) {
           ['consumer', () => consumer.stop()],
           ['spray monitor', () => spray.stop()],
           ['lifts', () => lifts.close()],
+          ['rules', () => rulesSource.stop()],
         ];
         for (const [name, step] of steps) {
           await step().catch((err: unknown) => logger.error({ err, step: name }, 'stop step failed'));

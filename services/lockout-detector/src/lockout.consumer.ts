@@ -149,15 +149,21 @@ export function createLockoutHandler(deps: {
   store: LockoutStore;
   producer: EventProducer;
   lifts: LiftScheduler;
-  rules: LockoutRules;
+  /** The rules, or a function giving the rules in force (read once per chunk). */
+  rules: LockoutRules | (() => LockoutRules);
   metrics: LockoutMetrics;
   logger: Logger;
   clock: () => number;
   /** Events per round of count, decide, impose (default 500). */
   chunkSize?: number;
 }) {
-  const { store, rules, metrics } = deps;
-  const schedules = schedulesOf(rules);
+  const { store, metrics } = deps;
+  const rulesNow = typeof deps.rules === 'function' ? deps.rules : () => deps.rules as LockoutRules;
+  let schedules = { rules: undefined as LockoutRules | undefined, of: schedulesOf(rulesNow()) };
+  const schedulesFor = (rules: LockoutRules) => {
+    if (schedules.rules !== rules) schedules = { rules, of: schedulesOf(rules) };
+    return schedules.of;
+  };
 
   const chunkSize = deps.chunkSize ?? 500;
 
@@ -178,6 +184,7 @@ export function createLockoutHandler(deps: {
     rejected: { item: ConsumedEvent; reason: string }[],
   ) {
     const now = deps.clock();
+    const rules = rulesNow();
     const users = new Map<string, LockoutUserSignal[]>();
     const networks = new Map<string, NetworkFailure[]>();
     const spray: SprayFailure[] = [];
@@ -281,7 +288,7 @@ export function createLockoutHandler(deps: {
         },
       });
       for (const response of responses) {
-        const planned = impositionOf(response, failure, rules, schedules);
+        const planned = impositionOf(response, failure, rules, schedulesFor(rules));
         // Fresh failures ask once per lockout (the first to cross wins). Redelivered ones
         // see today's counts, not those they saw then, so each asks with its own id: the
         // one that caused the lockout finds it ("existing") and announces it again.

@@ -2,6 +2,7 @@ import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis } from '@twofold/redis';
+import { createPolicyRepository, createPool } from '@twofold/store';
 import {
   createLogger,
   createServiceMetrics,
@@ -21,6 +22,13 @@ const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.
 // Counting scripts run per batch and queue behind each other under load: a timeout would
 // only retry the batch (more load), so it is wide; a dead Redis still fails at once.
 const redis = createRedis(config.redis.url, 'state', { commandTimeout: 30_000 });
+// Only the admin policy's version and lockout entry are read (every 500 ms, one query).
+const pool = createPool({
+  url: config.database.url,
+  schema: config.database.schema,
+  max: 2,
+  applicationName: 'twofold-lockout-detector',
+});
 
 const service = buildLockoutDetector({
   kafka,
@@ -32,6 +40,7 @@ const service = buildLockoutDetector({
   keyPrefix: config.redis.keyPrefix,
   redisUrl: config.redis.url,
   rules: config.lockout.rules,
+  policy: createPolicyRepository(pool),
   partitionsConsumedConcurrently: config.lockout.partitionsConcurrency,
   basesPerScript: config.lockout.basesPerScript,
   liftConcurrency: config.lockout.liftConcurrency,
@@ -55,6 +64,7 @@ stopOnSignals(
       { name: 'consumer, lifts, spray monitor', close: service.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => redis.quit() },
+      { name: 'postgres', close: () => pool.end() },
       { name: 'health', close: health.close },
       { name: 'tracing', close: stopTracing },
     ],

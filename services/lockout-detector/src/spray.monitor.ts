@@ -13,7 +13,8 @@ import type { LockoutMetrics } from './lockout.metrics.js';
 export function createSprayMonitor(deps: {
   store: LockoutStore;
   producer: EventProducer;
-  rules: LockoutRules;
+  /** The rules in force (read at each assessment). */
+  rules: () => LockoutRules;
   metrics: LockoutMetrics;
   logger: Logger;
   clock: () => number;
@@ -25,9 +26,10 @@ export function createSprayMonitor(deps: {
   async function evaluate(): Promise<void> {
     const now = deps.clock();
     const window = await deps.store.sprayWindow(now);
-    const assessment = assessSpray(deps.rules.spray, window);
+    const spray = deps.rules().spray;
+    const assessment = assessSpray(spray, window);
     if (!assessment.detected) return;
-    if (!(await deps.store.claimSprayAnnouncement(deps.rules.spray.cooldownSeconds * 1000))) return;
+    if (!(await deps.store.claimSprayAnnouncement(spray.cooldownSeconds * 1000))) return;
     try {
       await deps.producer.publish('security', [
         attackDetectedEvent('password_spraying', GLOBAL_SUBJECT, assessment.evidence, {
@@ -45,18 +47,25 @@ export function createSprayMonitor(deps: {
 
   return {
     start(): void {
-      timer ??= setInterval(() => {
-        if (running) return;
-        running = evaluate()
-          .catch((err: unknown) => log.warn({ err }, 'spray assessment failed; retrying next tick'))
-          .finally(() => (running = undefined));
-      }, deps.rules.spray.evaluateEverySeconds * 1000);
+      // A chain of timeouts, so a change of evaluateEverySeconds applies from the next tick.
+      const tick = () => {
+        timer = setTimeout(() => {
+          running = evaluate()
+            .catch((err: unknown) => log.warn({ err }, 'spray assessment failed; retrying next tick'))
+            .finally(() => {
+              running = undefined;
+              if (timer) tick();
+            });
+        }, deps.rules().spray.evaluateEverySeconds * 1000);
+      };
+      if (!timer) tick();
     },
     /** One assessment now (tests, and the last one at shutdown is not needed). */
     evaluate,
     async stop(): Promise<void> {
-      if (timer) clearInterval(timer);
+      const pending = timer;
       timer = undefined;
+      if (pending) clearTimeout(pending);
       await running;
     },
   };

@@ -1,0 +1,80 @@
+import { LockoutRulesError, resolveLockoutRules, type LockoutRules } from '@twofold/lockout';
+import type { Logger } from '@twofold/telemetry';
+
+/** What the rules source reads of the admin policy (PolicyRepository of @twofold/store fits). */
+export interface LockoutPolicyReader {
+  version(): Promise<string>;
+  load(): Promise<{ version: string; settings: { lockout?: unknown } }>;
+}
+
+/**
+ * The lockout rules in force: the env rules (`LOCKOUT_RULES` over the defaults) with the
+ * admin policy's `lockout` entry on top, so an admin adjusts any threshold and every
+ * replica applies it within about a second. Like the verifier's policy snapshot, a cheap
+ * version check runs every `refreshMs` (the policy version moves on every change) and the
+ * policy is read again only when it moved.
+ *
+ * Counting never waits on Postgres: until the policy is read, and while it cannot be,
+ * the last rules in force apply (the env rules at first). A `lockout` entry the rules
+ * refuse (unknown key, a number out of range) is logged and the last good rules stay;
+ * the api refuses such a change already, this guards against rows written otherwise.
+ */
+export function createLockoutRulesSource(deps: {
+  base: LockoutRules;
+  policy?: LockoutPolicyReader;
+  logger: Logger;
+  refreshMs?: number;
+}) {
+  const log = deps.logger.child({ component: 'lockout-rules' });
+  let rules = deps.base;
+  let version: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let refreshing: Promise<void> | undefined;
+
+  async function refresh(): Promise<void> {
+    const policy = deps.policy;
+    if (!policy) return;
+    try {
+      if (version !== undefined && (await policy.version()) === version) return;
+      const stored = await policy.load();
+      try {
+        const next = resolveLockoutRules(stored.settings.lockout ?? {}, deps.base);
+        if (JSON.stringify(next) !== JSON.stringify(rules)) {
+          log.info({ policyVersion: stored.version, lockout: stored.settings.lockout ?? {} }, 'lockout rules changed');
+        }
+        rules = next;
+      } catch (err) {
+        if (!(err instanceof LockoutRulesError)) throw err;
+        log.error(
+          { policyVersion: stored.version, problems: err.problems },
+          'the admin policy has lockout rules that do not make sense; keeping the rules in force',
+        );
+      }
+      version = stored.version;
+    } catch (err) {
+      log.warn({ err }, 'lockout policy refresh failed; keeping the rules in force');
+    }
+  }
+
+  return {
+    /** The rules to apply now (a new frozen object after each change). */
+    current: (): LockoutRules => rules,
+    /** Reads the policy once, then keeps checking its version. */
+    async start(): Promise<void> {
+      await refresh();
+      if (!deps.policy || timer) return;
+      timer = setInterval(() => {
+        refreshing ??= refresh().finally(() => (refreshing = undefined));
+      }, deps.refreshMs ?? 500);
+      timer.unref();
+    },
+    async stop(): Promise<void> {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await refreshing;
+    },
+    /** Checks the policy now. */
+    refresh,
+  };
+}
+export type LockoutRulesSource = ReturnType<typeof createLockoutRulesSource>;
