@@ -9,6 +9,7 @@ import {
   type PolicySettings,
 } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
+import { LockoutRulesError, resolveLockoutRules } from '@twofold/lockout';
 import type { PolicyRepository, RuleKind } from '@twofold/store';
 import { mergeSettings, toPolicyView, type PolicySnapshot } from '@twofold/verification';
 import type { Authenticator } from '../auth.js';
@@ -80,6 +81,13 @@ export function adminPolicyRoute(deps: {
         deps.auth.requireAdmin(request);
         const current = toPolicyView(await deps.policies.load()).settings;
         const next: PolicySettings = mergeSettings(current, request.body as Partial<PolicySettings>);
+        // The lockout detector applies these thresholds: refuse what it would refuse.
+        try {
+          resolveLockoutRules(next.lockout);
+        } catch (err) {
+          if (err instanceof LockoutRulesError) throw problems.invalid(`lockout: ${err.problems.join('; ')}`);
+          throw err;
+        }
         await deps.policies.saveSettings(next, 'admin');
         await deps.snapshot.reload();
         await audit('policy_changed', 'admin', { settings: next });
