@@ -42,6 +42,22 @@ export default defineConfig({
           hookTimeout: 120_000,
         },
       },
+      // Faults under load (kill -9, broker restart, Postgres and Redis stopped, SIGTERM): minutes
+      // per file, so not in `npm test`; `npm run test:reliability` runs them.
+      ...(process.env['TWOFOLD_RELIABILITY']
+        ? [
+            {
+              extends: true as const,
+              test: {
+                name: 'reliability',
+                include: ['test/reliability/**/*.test.ts'],
+                fileParallelism: false,
+                testTimeout: 900_000,
+                hookTimeout: 300_000,
+              },
+            },
+          ]
+        : []),
       {
         extends: true,
         test: {

@@ -36,6 +36,9 @@ export class PrivateRedis {
   port = 0;
   private child: ChildProcess | undefined;
 
+  /** `persist`: every write appended and fsynced (AOF), so a restart keeps the state. */
+  constructor(private readonly options: { persist?: boolean } = {}) {}
+
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
@@ -53,7 +56,9 @@ export class PrivateRedis {
         '--save',
         '',
         '--appendonly',
-        'no',
+        this.options.persist ? 'yes' : 'no',
+        '--appendfsync',
+        'always',
         '--dir',
         this.dir,
       ],
@@ -62,7 +67,7 @@ export class PrivateRedis {
     await waitForPort(this.port, true, 20_000, 'private redis');
   }
 
-  /** Stops it hard (SIGKILL: as a crash or a network cut looks to clients); state is lost. */
+  /** Stops it hard (SIGKILL: as a crash or a network cut looks to clients); state is lost unless `persist`. */
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
