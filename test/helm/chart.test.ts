@@ -267,6 +267,16 @@ describe('per service', () => {
     },
   );
 
+  it('keeps every name a DNS label, with the component whole, under a long release name', async () => {
+    const long = 'a-release-name-long-enough-to-need-shortening-in-every-object-x';
+    const ms = await manifests([ciFile('production-values.yaml')], [`fullnameOverride=${long}`]);
+    for (const m of ms)
+      expect(m.metadata.name.length, `${m.kind}/${m.metadata.name}`).toBeLessThanOrEqual(63);
+    for (const d of ofKind(ms, 'Deployment'))
+      expect(d.metadata.name.endsWith(`-${componentOf(d)}`)).toBe(true);
+    expect(new Set(ofKind(ms, 'Deployment').map((d) => d.metadata.name)).size).toBe(6);
+  });
+
   it('gives each service only the secrets it needs', async () => {
     const ms = await manifests([MINIMAL], ['webhookDelivery.enabled=true']);
     expect(ofKind(ms, 'Deployment')).toHaveLength(6);

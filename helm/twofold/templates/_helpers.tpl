@@ -61,8 +61,8 @@ app.kubernetes.io/part-of: twofold
 {{- end }}
 {{- end -}}
 
-{{/* dict "ctx" $ "component" "verifier" */}}
-{{/* The full name shortened so that the whole stays a DNS label (63), the component kept whole. */}}
+{{/* dict "ctx" $ "component" "verifier": the full name shortened so that the whole stays a DNS label
+(63 characters) with the component kept whole. */}}
 {{- define "twofold.componentName" -}}
 {{- printf "%s-%s" (include "twofold.fullname" .ctx | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component -}}
 {{- end -}}
