@@ -79,7 +79,7 @@ async function kafkaBaseline(quick: boolean, recordBytes: number): Promise<Recor
   });
   const admin = kafka.admin();
   await admin.connect();
-  const records = quick ? 100_000 : 600_000;
+  const records = quick ? 20_000 : 600_000;
   try {
     await admin.createTopics({
       waitForLeaders: true,
@@ -133,7 +133,7 @@ async function kafkaBaseline(quick: boolean, recordBytes: number): Promise<Recor
         )
       ).stdout,
     );
-    const latencyRecords = quick ? 3_000 : 10_000;
+    const latencyRecords = quick ? 500 : 10_000;
     progress.note('kafka: produce latency at 1,000 records/s');
     const paced = parseProducerSummary(
       (
@@ -156,7 +156,7 @@ async function kafkaBaseline(quick: boolean, recordBytes: number): Promise<Recor
       ).stdout,
     );
     progress.note('kafka: EndToEndLatency (produce → consume, one at a time)');
-    const hops = quick ? 1_000 : 5_000;
+    const hops = quick ? 200 : 5_000;
     const e2e = (
       await run(
         'java',
@@ -204,7 +204,7 @@ export function parseRedisBenchmark(output: string) {
 async function redisBaseline(quick: boolean): Promise<Record<string, number>> {
   const url = new URL(stackEnv()['REDIS_URL']!);
   const prefix = `t:bench-baseline-${randomUUID().slice(0, 8)}:`;
-  const requests = quick ? 20_000 : 200_000;
+  const requests = quick ? 5_000 : 200_000;
   const base = [
     '-h',
     url.hostname,
@@ -270,7 +270,7 @@ async function postgresBaseline(quick: boolean): Promise<Record<string, number>>
     progress.note(`postgres: pgbench, ${rowsPerStatement} rows per insert`);
     const { stdout } = await run(
       'pgbench',
-      ['-n', '-c', '4', '-j', '2', '-T', quick ? '3' : '15', '-f', script, databaseUrl],
+      ['-n', '-c', '4', '-j', '2', '-T', quick ? '1' : '15', '-f', script, databaseUrl],
       { timeout: 300_000 },
     );
     const tps = Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN);

@@ -60,8 +60,20 @@ export function computeRatios(report: BenchReport) {
 export function computeTargets(report: BenchReport) {
   return TARGETS.map((t) => {
     const value = figureOf(report, t.bench, t.figure);
-    return { ...t, measured: value, met: meets(t, value) };
+    // A quick run's loads are too small to say anything about a target.
+    return { ...t, measured: value, met: report.quick ? undefined : meets(t, value) };
   });
+}
+
+/** For a missed target: the profiles of its benchmark in this report, or why there are none. */
+function profileRef(report: BenchReport, bench: string): string {
+  const profiles = report.profiles.filter((p) => p.bench === bench);
+  if (profiles.length === 0)
+    return report.profiles.length ? 'no profile of this module in the run' : 'profiling run skipped';
+  const phases = [...new Set(profiles.map((p) => p.phase))];
+  return `[CPU profiles](#where-the-time-goes-cpu-profiles): ${bench}, ${phases.join('; ')} (${[
+    ...new Set(profiles.map((p) => p.service)),
+  ].join(', ')})`;
 }
 
 export function renderReport(report: BenchReport): string {
@@ -88,13 +100,19 @@ export function renderReport(report: BenchReport): string {
     '',
     '## Targets',
     '',
-    '| issue | target | measured | met |',
-    '| --- | --- | --- | --- |',
+    '| issue | target | measured | met | where the time goes |',
+    '| --- | --- | --- | --- | --- |',
     ...computeTargets(report).map(
       (t) =>
         `| ${t.issue} | ${t.what}: ${t.op} ${fmt(t.value)} ${t.unit} | ${fmt(t.measured)} ${t.measured === undefined ? '' : t.unit} | ${
-          t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**'
-        } |`,
+          report.quick
+            ? 'not judged (quick)'
+            : t.met === undefined
+              ? 'not measured'
+              : t.met
+                ? 'yes'
+                : '**no**'
+        } | ${t.met === false ? profileRef(report, t.bench) : ''} |`,
     ),
     '',
     '## Pipeline figures against their baselines',

@@ -4,9 +4,12 @@
 // with its JSON twin bench/report.json.
 //
 //   npm run bench                       full run (tens of minutes), writes bench/REPORT.md
-//   npm run bench -- --quick            smoke check: one short run of each, no thresholds,
-//                                       writes .twofold/bench/REPORT.quick.md (+ .json)
-//   options: --runs N (default 3), --only verifier,e2e, --no-profile, --no-build
+//   npm run bench -- --quick            smoke check: one tiny run of each, no thresholds, no
+//                                       build (dist/ when it is fresh), the stack's
+//                                       services left alone when Kafka, Postgres and Redis
+//                                       answer; writes .twofold/bench/REPORT.quick.md (+ .json)
+//   options: --runs N (default 3), --only baselines,verifier,e2e, --no-profile, --no-build
+//   (without a build, services run from dist/ when it is fresh, else from source)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
@@ -16,6 +19,8 @@ import { pathToFileURL } from 'node:url';
 import { createPool } from '@twofold/store';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
 import { runBaselines } from './baselines.js';
+import { portOpen, staleWorkspaces } from './lib/build.js';
+import { summarizeProfiles } from './lib/cpu-profile.js';
 import { findings } from './lib/findings.js';
 import { meanEventBytes } from './lib/login-mix.js';
 import { machineCpuMs, pidsOf, cpuMs } from './lib/processes.js';
@@ -34,8 +39,23 @@ const BENCHES: readonly { name: string; file: string; exportName: string }[] = [
   { name: 'api', file: 'api.bench.ts', exportName: 'runApiBench' },
   { name: 'e2e', file: 'e2e.bench.ts', exportName: 'runEndToEndBench' },
 ];
+/**
+ * --quick: each module's smallest load (the modules read these; a value set by the caller
+ * wins). Enough to run every path once, not to measure anything.
+ */
+const QUICK_ENV: Record<string, string> = {
+  BENCH_VERIFIER_RATE: '100',
+  BENCH_LOCKOUT_RATE: '1000',
+  BENCH_LOCKOUT_BACKLOG: '30000',
+  BENCH_SESSION_RATE: '50',
+  BENCH_AUDIT_EVENTS: '2000',
+  BENCH_AUDIT_RATE: '500',
+  BENCH_AUDIT_SECONDS: '3',
+  BENCH_AUDIT_DIRECT_ROWS: '2000',
+};
+
 /** Benchmarks profiled in the extra run (where the issues' latency and throughput targets are missed most). */
-const PROFILED = ['verifier', 'e2e'];
+const PROFILED = ['verifier', 'lockout', 'audit-sink', 'e2e'];
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -160,27 +180,68 @@ async function main(): Promise<void> {
       (profile ? selected.filter((b) => PROFILED.includes(b.name)).length : 0),
   );
 
-  progress.step('bringing the stack up (deploy/local/stack.sh up)');
-  execFileSync('bash', [`${REPO_ROOT}deploy/local/stack.sh`, 'up'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  if (quick) for (const [k, v] of Object.entries(QUICK_ENV)) process.env[k] ??= v;
 
-  progress.step(build ? 'building the services (tsc -b)' : 'services from source (no build)');
+  // A smoke run leaves a running stack alone: `stack.sh up` re-runs its bootstrap (topics,
+  // migrations) and restarts services whose code changed, ~10 s the benchmarks do not need
+  // (each makes its own world and starts its own service processes).
+  const env = stackEnv();
+  const ports = [
+    Number(env['KAFKA_BROKERS']!.split(',')[0]!.split(':')[1]),
+    Number(new URL(env['DATABASE_URL']!).port || 5432),
+    Number(new URL(env['REDIS_URL']!).port || 6379),
+  ];
+  const stackRunning = quick && (await Promise.all(ports.map((p) => portOpen(p)))).every(Boolean);
+  progress.step(
+    stackRunning
+      ? 'stack already up (Kafka, Postgres, Redis answer)'
+      : 'bringing the stack up (deploy/local/stack.sh up)',
+  );
+  if (!stackRunning)
+    execFileSync('bash', [`${REPO_ROOT}deploy/local/stack.sh`, 'up'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+
+  const distNote =
+    'compiled JavaScript (`node --import @twofold/telemetry/register services/<name>/dist/main.js`, as the image runs them) for the verifier and end-to-end benchmarks; the other modules start their services as they choose (from source)';
   let serviceModeNote =
     'TypeScript sources through tsx, as the local stack runs them (tsx resolves every require() at run time, which costs the services a few % of CPU more than production)';
-  if (build) {
+  if (process.env['BENCH_SERVICES'] === 'source') {
+    progress.step('services from source (BENCH_SERVICES=source)');
+  } else if (build) {
+    progress.step('building the services (tsc -b)');
     try {
       execFileSync('npx', ['tsc', '-b'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       process.env['BENCH_SERVICES'] = 'dist';
-      serviceModeNote =
-        'compiled JavaScript (`node --import @twofold/telemetry/register services/<name>/dist/main.js`, as the image runs them) for the verifier and end-to-end benchmarks; the other modules start their services as they choose (from source)';
+      serviceModeNote = distNote;
     } catch (err) {
       const e = err as { stdout?: Buffer };
       notes.push(
         `tsc -b failed, so services ran from source: ${(e.stdout?.toString() ?? String(err)).slice(0, 500)}`,
       );
     }
+  } else {
+    // No build asked for: dist/ when it is as new as the sources, else the sources.
+    const stale = staleWorkspaces(REPO_ROOT);
+    progress.step(
+      stale.length ? 'services from source (dist/ is stale)' : 'services from dist/ (fresh, no build)',
+    );
+    if (stale.length === 0) {
+      process.env['BENCH_SERVICES'] = 'dist';
+      serviceModeNote = `${distNote}; dist/ was not rebuilt for this run (it was newer than every source file)`;
+    } else {
+      process.env['BENCH_SERVICES'] = 'source';
+      serviceModeNote += `; dist/ was older than the sources of ${stale.join(', ')}`;
+    }
   }
+  if (quick)
+    notes.push(
+      `quick smoke run: tiny loads (${Object.entries(QUICK_ENV)
+        .map(([k]) => `${k}=${process.env[k]}`)
+        .join(
+          ', ',
+        )}), one run, short baselines; the figures show that every path runs, they measure nothing and no target is judged`,
+    );
 
   const before = loadavg().map((l) => Math.round(l * 100) / 100);
   const machine0 = machineCpuMs();
@@ -247,9 +308,23 @@ async function main(): Promise<void> {
       const fn = await loadBench(bench.file, bench.exportName).catch(() => undefined);
       if (!fn) continue;
       progress.step(`${bench.name}: profiling run (CPU profiles of the services)`);
+      // The lockout module profiles its detector for the whole run with --cpu-prof into a
+      // directory of its own; the others add their findings themselves.
+      const lockoutDir = bench.name === 'lockout' ? mkdtempSync(join(dir, 'lockout-')) : undefined;
+      if (lockoutDir) process.env['BENCH_LOCKOUT_CPU_PROF'] = lockoutDir;
       await fn({ quick }).catch((err: unknown) =>
         progress.log(`profiling ${bench.name} failed: ${String(err)}`),
       );
+      if (lockoutDir) {
+        delete process.env['BENCH_LOCKOUT_CPU_PROF'];
+        for (const summary of summarizeProfiles(lockoutDir))
+          findings.addProfile({
+            bench: 'lockout',
+            phase: 'whole run (backlog drain, then the load phases)',
+            service: 'lockout-detector',
+            summary,
+          });
+      }
     }
     delete process.env['BENCH_CPU_PROFILE'];
     report.profiles = [...findings.profiles()];
