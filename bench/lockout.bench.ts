@@ -117,7 +117,7 @@ function metricSum(text: string, name: string, labels: Record<string, string> = 
 }
 
 export async function runLockoutBench(opts: { quick: boolean }): Promise<Record<string, number>> {
-  const backlog = opts.quick ? 100_000 : 400_000;
+  const backlog = Number(process.env['BENCH_LOCKOUT_BACKLOG'] ?? (opts.quick ? 100_000 : 400_000));
   const rate = Number(process.env['BENCH_LOCKOUT_RATE'] ?? 20_000);
   const loadSeconds = opts.quick ? 5 : 20;
   const concurrency = process.env['BENCH_LOCKOUT_CONCURRENCY'];
