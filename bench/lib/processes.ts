@@ -15,11 +15,28 @@ export function cpuMs(pid: number | undefined): number {
   }
 }
 
-/** CPU time (ms) of every process whose command line contains `needle` (e.g. every Postgres backend). */
+/** CPU time (ms) of a process and of its children that exited and were reaped (cutime + cstime). */
+function cpuMsWithReaped(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (
+      ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) /
+      CLOCK_TICKS
+    );
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/**
+ * CPU time (ms) of every process whose command line contains `needle` (e.g. every Postgres
+ * backend), counting children that already exited through their parent (a closed Postgres
+ * backend's time moves to the postmaster), so the sum does not drop between two samples.
+ */
 export function cpuMsOfAll(needle: string): number {
   let total = 0;
   for (const pid of pidsOf(needle)) {
-    const ms = cpuMs(pid);
+    const ms = cpuMsWithReaped(pid);
     if (Number.isFinite(ms)) total += ms;
   }
   return total;
