@@ -14,6 +14,15 @@ export interface WebhookTarget {
   appId: string;
   webhookUrl: string;
   webhookSecret: string;
+  /** The secret a rotation replaced, while its grace period lasts: deliveries are signed with both. */
+  previousWebhookSecret?: string;
+}
+
+/** The outcome of rotating an app's webhook secret. */
+export interface RotatedWebhookSecret {
+  secret: string;
+  /** Until when the replaced secret still signs deliveries (null: not at all). */
+  previousValidUntil: Date | null;
 }
 
 /** SHA-256 of an API key: keys are 256-bit random tokens, so a fast hash is enough. */
@@ -71,11 +80,42 @@ export function createAppsRepository(pool: Pool) {
     },
     /** Apps with a webhook URL, with their signing secret (the session broadcaster delivers to them). */
     async webhookTargets(): Promise<WebhookTarget[]> {
-      const { rows } = await pool.query<{ app_id: string; webhook_url: string; webhook_secret: string }>(
-        `SELECT app_id, webhook_url, webhook_secret FROM apps
-          WHERE webhook_url IS NOT NULL AND disabled_at IS NULL ORDER BY app_id`,
+      const { rows } = await pool.query<{
+        app_id: string;
+        webhook_url: string;
+        webhook_secret: string;
+        previous_webhook_secret: string | null;
+      }>(
+        `SELECT app_id, webhook_url, webhook_secret,
+                CASE WHEN previous_webhook_secret_until > now() THEN previous_webhook_secret END
+                  AS previous_webhook_secret
+           FROM apps WHERE webhook_url IS NOT NULL AND disabled_at IS NULL ORDER BY app_id`,
       );
-      return rows.map((r) => ({ appId: r.app_id, webhookUrl: r.webhook_url, webhookSecret: r.webhook_secret }));
+      return rows.map((r) => ({
+        appId: r.app_id,
+        webhookUrl: r.webhook_url,
+        webhookSecret: r.webhook_secret,
+        ...(r.previous_webhook_secret ? { previousWebhookSecret: r.previous_webhook_secret } : {}),
+      }));
+    },
+    /**
+     * Replaces the app's webhook secret with `secret`; the one replaced still signs
+     * deliveries for `graceSeconds` (0: not at all). Undefined when there is no such app.
+     */
+    async rotateWebhookSecret(
+      appId: string,
+      secret: string,
+      graceSeconds: number,
+    ): Promise<RotatedWebhookSecret | undefined> {
+      const { rows } = await pool.query<{ previous_webhook_secret_until: Date | null }>(
+        `UPDATE apps SET previous_webhook_secret = CASE WHEN $3::int > 0 THEN webhook_secret END,
+                previous_webhook_secret_until = CASE WHEN $3::int > 0 THEN now() + make_interval(secs => $3::int) END,
+                webhook_secret = $2
+          WHERE app_id = $1
+          RETURNING previous_webhook_secret_until`,
+        [appId, secret, graceSeconds],
+      );
+      return rows[0] ? { secret, previousValidUntil: rows[0].previous_webhook_secret_until } : undefined;
     },
     /** The app's webhook signing secret (`whsec_…`), generated when the app was registered. */
     async webhookSecret(appId: string): Promise<string | undefined> {
