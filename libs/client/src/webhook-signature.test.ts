@@ -90,6 +90,27 @@ describe('verifyWebhookSignature', () => {
     );
   });
 
+  it('verifies across a secret rotation: a delivery signed by both, and a receiver holding both', () => {
+    const rotated = 'whsec_' + Buffer.alloc(32, 9).toString('base64');
+    const timestamp = Math.floor(now / 1000);
+    const both = [rotated, secret]
+      .map((s) => signWebhook({ secret: s, id: 'evt-1', timestamp, body }))
+      .join(' ');
+    const headers = signed({ 'webhook-signature': both });
+    // A receiver that has switched, and one that has not yet.
+    expect(verifyWebhookSignature({ secret: rotated, headers, body, now }).id).toBe('evt-1');
+    expect(verifyWebhookSignature({ secret, headers, body, now }).id).toBe('evt-1');
+    // A receiver holding both secrets accepts deliveries signed by either alone.
+    const onlyOld = signed();
+    const onlyNew = signed({ 'webhook-signature': both.split(' ')[0]! });
+    for (const h of [onlyOld, onlyNew])
+      expect(verifyWebhookSignature({ secret: [rotated, secret], headers: h, body, now }).id).toBe('evt-1');
+    // Neither secret: refused.
+    const stranger = 'whsec_' + Buffer.alloc(32, 10).toString('base64');
+    const err = failure(() => verifyWebhookSignature({ secret: [stranger], headers, body, now }));
+    expect(err.code).toBe('bad_signature');
+  });
+
   it('rejects a delivery without the headers', () => {
     const headers = { ...signed(), 'webhook-signature': undefined };
     expect(failure(() => verifyWebhookSignature({ secret, headers, body, now })).code).toBe('missing_header');

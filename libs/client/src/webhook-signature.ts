@@ -4,7 +4,9 @@ import type { SessionEvent } from './session-event.js';
 /**
  * Webhook signatures in the Standard Webhooks style (https://www.standardwebhooks.com):
  * `webhook-signature: v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">`,
- * keyed with the app's secret (`whsec_<base64>`).
+ * keyed with the app's secret (`whsec_<base64>`). While a rotated secret's grace period
+ * lasts, twofold signs with both, space-separated (`v1,<new> v1,<old>`), so a receiver
+ * holding either secret verifies.
  */
 
 export const WEBHOOK_HEADERS = {
@@ -72,8 +74,11 @@ function header(headers: WebhookHeaders, name: string): string | undefined {
  * session event; throws WebhookVerificationError when the delivery must be refused.
  */
 export function verifyWebhookSignature(input: {
-  /** The app's webhook secret, `whsec_…` (GET /v1/admin/apps/{appId}/webhook-secret). */
-  secret: string | Uint8Array;
+  /**
+   * The app's webhook secret, `whsec_…` (GET /v1/admin/apps/{appId}/webhook-secret), or
+   * several (the new and the old one while a rotation settles): any one matching will do.
+   */
+  secret: string | Uint8Array | readonly (string | Uint8Array)[];
   headers: WebhookHeaders;
   body: string | Uint8Array;
   toleranceSeconds?: number;
@@ -98,13 +103,18 @@ export function verifyWebhookSignature(input: {
       `webhook-timestamp is outside the ${tolerance} s tolerance (replayed or clock skew)`,
     );
   }
-  const expected = Buffer.from(
-    signWebhook({ secret: input.secret, id, timestamp: seconds, body: input.body }),
+  const secrets = Array.isArray(input.secret) ? input.secret : [input.secret as string | Uint8Array];
+  if (secrets.length === 0) throw new TypeError('no webhook secret given');
+  const expected = secrets.map((secret) =>
+    Buffer.from(signWebhook({ secret, id, timestamp: seconds, body: input.body })),
   );
-  const matches = signatures
+  const candidates = signatures
     .split(' ')
-    .map((candidate) => Buffer.from(candidate))
-    .some((candidate) => candidate.length === expected.length && timingSafeEqual(candidate, expected));
+    .filter(Boolean)
+    .map((candidate) => Buffer.from(candidate));
+  const matches = expected.some((want) =>
+    candidates.some((candidate) => candidate.length === want.length && timingSafeEqual(candidate, want)),
+  );
   if (!matches)
     throw new WebhookVerificationError('bad_signature', 'no webhook-signature matches the secret');
   let event: SessionEvent;

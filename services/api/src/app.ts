@@ -161,7 +161,12 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     await app.register(sessionsRoute({ auth: deps.auth, ...deps.sessions }));
     await app.register(sessionEventsRoute({ auth: deps.auth, feed: deps.sessions.feed }));
     await app.register(
-      adminWebhooksRoute({ auth: deps.auth, apps: deps.apps, deadLetters: deps.sessions.deadLetters }),
+      adminWebhooksRoute({
+        auth: deps.auth,
+        apps: deps.apps,
+        deadLetters: deps.sessions.deadLetters,
+        producer: deps.producer,
+      }),
     );
   }
   return app;

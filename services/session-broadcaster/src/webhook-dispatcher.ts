@@ -63,6 +63,11 @@ function webhookMetrics(metrics: ServiceMetrics) {
   };
 }
 
+const secretsOf = (target: WebhookTarget): string[] =>
+  target.previousWebhookSecret
+    ? [target.webhookSecret, target.previousWebhookSecret]
+    : [target.webhookSecret];
+
 /** POSTs one body; resolves with the status code, rejects on a network error or timeout. */
 function post(
   url: URL,
@@ -132,12 +137,10 @@ export function createWebhookDispatcher(deps: {
       'user-agent': 'twofold-webhooks/1',
       [WEBHOOK_HEADERS.id]: delivery.eventId,
       [WEBHOOK_HEADERS.timestamp]: String(timestamp),
-      [WEBHOOK_HEADERS.signature]: signWebhook({
-        secret: lane.target.webhookSecret,
-        id: delivery.eventId,
-        timestamp,
-        body: delivery.body,
-      }),
+      // During a rotation's grace period, a signature by each secret: receivers holding either verify.
+      [WEBHOOK_HEADERS.signature]: secretsOf(lane.target)
+        .map((secret) => signWebhook({ secret, id: delivery.eventId, timestamp, body: delivery.body }))
+        .join(' '),
     };
     const started = process.hrtime.bigint();
     let failure: string | undefined;

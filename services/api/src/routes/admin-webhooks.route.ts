@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { APP_ID_PATTERN } from '@twofold/contracts';
+import { APP_ID_PATTERN, createEvent } from '@twofold/contracts';
+import type { EventProducer } from '@twofold/kafka';
 import type { WebhookDeadLetters } from '@twofold/state';
 import type { AppsRepository } from '@twofold/store';
 import type { Authenticator } from '../auth.js';
@@ -19,11 +21,38 @@ const DeadLetter = Type.Object({
 
 const AppParams = Type.Object({ appId: Type.String({ pattern: APP_ID_PATTERN }) });
 
+/** How long a replaced webhook secret still signs deliveries unless the rotation says otherwise. */
+export const DEFAULT_WEBHOOK_SECRET_GRACE_SECONDS = 86_400;
+
+const RotateBody = Type.Object(
+  {
+    graceSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 30 * 86_400,
+        description:
+          'how long deliveries are also signed with the old secret (default 86400; 0: the old one stops at once)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const RotatedSecret = Type.Object({
+  appId: Type.String(),
+  secret: Type.String({ description: 'the new whsec_… secret' }),
+  previousSecretValidUntil: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+    description: 'until when deliveries also carry a signature by the old secret',
+  }),
+});
+
 /** Webhook administration: each app's signing secret, and the dead letters of session webhooks. */
 export function adminWebhooksRoute(deps: {
   auth: Authenticator;
   apps: AppsRepository;
   deadLetters: WebhookDeadLetters;
+  /** Admin topic for the audit trail of rotations; without it they are not announced. */
+  producer?: EventProducer;
 }): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -42,6 +71,45 @@ export function adminWebhooksRoute(deps: {
         if (!secret)
           throw problems.notFound(`no app ${request.params.appId}; register it with POST /v1/admin/apps`);
         return reply.header('cache-control', 'no-store').send({ appId: request.params.appId, secret });
+      },
+    );
+
+    app.post(
+      '/v1/admin/apps/:appId/webhook-secret/rotate',
+      {
+        schema: {
+          tags: ['admin'],
+          summary:
+            "Replace the app's webhook secret; the new one is in the answer, and the old one still signs deliveries for graceSeconds",
+          description:
+            'While the grace period lasts every delivery carries two signatures (`webhook-signature: v1,<new> v1,<old>`), so the app verifies with either secret while it switches; the SDK takes both (`secret: [new, old]`). Senders pick the new secret up within TWOFOLD_WEBHOOK_REFRESH_MS.',
+          params: AppParams,
+          body: RotateBody,
+          response: { 200: RotatedSecret },
+        },
+        // No body at all (`curl -X POST`) means every default.
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
+      },
+      async (request, reply) => {
+        deps.auth.requireAdmin(request);
+        const { appId } = request.params;
+        const graceSeconds = request.body.graceSeconds ?? DEFAULT_WEBHOOK_SECRET_GRACE_SECONDS;
+        const secret = `whsec_${randomBytes(32).toString('base64')}`;
+        const rotated = await deps.apps.rotateWebhookSecret(appId, secret, graceSeconds);
+        if (!rotated) throw problems.notFound(`no app ${appId}; register it with POST /v1/admin/apps`);
+        const previousSecretValidUntil = rotated.previousValidUntil?.toISOString() ?? null;
+        await deps.producer?.publish('admin', [
+          createEvent('twofold.admin.webhook_secret_rotated', 'service/api', 'admin', {
+            actor: 'admin',
+            appId,
+            previousSecretValidUntil,
+          }),
+        ]);
+        return reply
+          .header('cache-control', 'no-store')
+          .send({ appId, secret: rotated.secret, previousSecretValidUntil });
       },
     );
 
