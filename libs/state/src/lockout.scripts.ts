@@ -8,12 +8,14 @@
 // no longer counts). Trimming keeps memory bounded and never changes a count that matters.
 
 const WINDOW_HELPERS = `
-local function since(t, window) return '(' .. string.format('%.0f', t - window) end
+-- Times are integral ms below 1e14, which Lua prints in full ("%.14g"): plain
+-- concatenation, not string.format, builds score bounds (it runs several times per event).
+local function since(t, window) return '(' .. (t - window) end
 -- One event in 16 (by the last byte of its id) trims the keys it touched: memory stays
 -- bounded without trimming on every write; a count past the cap trims at once.
 local function sampled(id) return string.byte(id, -1) % 16 == 0 end
 local function trim(key, before, cap, ttl)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', before))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', before)
   if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
   redis.call('PEXPIRE', key, ttl)
 end
@@ -38,6 +40,12 @@ end
  * signals reply {0}.
  */
 export const LOCKOUT_USER_COUNT_SCRIPT = `${WINDOW_HELPERS}
+local function promote(known, network, now, knownTtl, knownMax)
+  redis.call('ZADD', known, now + knownTtl, network)
+  redis.call('ZREMRANGEBYSCORE', known, '-inf', now)
+  redis.call('ZREMRANGEBYRANK', known, 0, -(knownMax + 1))
+  redis.call('PEXPIRE', known, knownTtl)
+end
 local now = tonumber(ARGV[1])
 local pairWindow, srcWindow, windowCap = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local streakTtl, streakCap, pendingTtl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -49,12 +57,8 @@ for g = 1, #KEYS do
   local base = KEYS[g]
   local streak, streakKnown, known, src = base .. ':streak', base .. ':streakk', base .. ':known', base .. ':src'
   local resetAt = tonumber(redis.call('GET', base .. ':reset') or '0')
-  local function promote(network)
-    redis.call('ZADD', known, now + knownTtl, network)
-    redis.call('ZREMRANGEBYSCORE', known, '-inf', now)
-    redis.call('ZREMRANGEBYRANK', known, 0, -(knownMax + 1))
-    redis.call('PEXPIRE', known, knownTtl)
-  end
+  local afterReset = '(' .. resetAt
+  local pairPrefix = base .. ':pair:'
   local n = tonumber(ARGV[a]); a = a + 1
   local replies, pairsTouched = {}, {}
   local failed, knownTouched, srcTouched = false, false, false
@@ -67,7 +71,7 @@ for g = 1, #KEYS do
       local fresh = redis.call('ZADD', streak, 'NX', t, id) == 1
       local ks = redis.call('ZSCORE', known, network)
       local isKnown = ks and tonumber(ks) > now
-      local pair = base .. ':pair:' .. ip
+      local pair = pairPrefix .. ip
       local pairCount = 0
       if isKnown then
         if fresh then redis.call('ZADD', streakKnown, 'NX', t, id); knownTouched = true end
@@ -78,7 +82,6 @@ for g = 1, #KEYS do
         srcTouched = true
         pairCount = redis.call('ZCOUNT', pair, since(t, pairWindow), '+inf')
       end
-      local afterReset = '(' .. string.format('%.0f', resetAt)
       local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
       local sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf')
       if sampled(id) or total > streakCap then trim(streak, resetAt, streakCap, streakTtl) end
@@ -98,15 +101,20 @@ for g = 1, #KEYS do
       }
     elseif kind == 's' then
       redis.call('SET', base .. ':login:' .. session, network, 'PX', pendingTtl)
-      if redis.call('EXISTS', base .. ':done:' .. session) == 1 then promote(network) end
+      if redis.call('EXISTS', base .. ':done:' .. session) == 1 then promote(known, network, now, knownTtl, knownMax) end
       replies[i] = { 0 }
     else
       if t > resetAt then
         resetAt = t
-        redis.call('SET', base .. ':reset', string.format('%.0f', t), 'PX', streakTtl)
+        afterReset = '(' .. resetAt
+        redis.call('SET', base .. ':reset', resetAt, 'PX', streakTtl)
       end
       local network = redis.call('GET', base .. ':login:' .. session)
-      if network then promote(network) else redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl) end
+      if network then
+        promote(known, network, now, knownTtl, knownMax)
+      else
+        redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl)
+      end
       replies[i] = { 0 }
     end
   end
@@ -137,12 +145,13 @@ local out = {}
 for g = 1, #KEYS do
   local base = KEYS[g]
   local users, netLock = base .. ':users', base .. ':netlock'
+  local ipUsersPrefix, ipLockPrefix = base .. ':ipusers:', base .. ':iplock:'
   local n = tonumber(ARGV[a]); a = a + 1
   local replies, touched = {}, {}
   for i = 1, n do
     local id, t, ip, user = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
     a = a + 4
-    local ipUsers = base .. ':ipusers:' .. ip
+    local ipUsers = ipUsersPrefix .. ip
     redis.call('ZADD', ipUsers, 'GT', t, user)
     redis.call('ZADD', users, 'GT', t, user)
     touched[ipUsers] = true
@@ -151,7 +160,7 @@ for g = 1, #KEYS do
     if sampled(id) or ipCount > windowCap then trim(ipUsers, t - window, windowCap, window) end
     if sampled(id) or netCount > windowCap then trim(users, t - window, windowCap, window) end
     local ipBlock, netBlock = 0, 0
-    if ipCount >= ipGate then ipBlock = redis.call('EXISTS', base .. ':iplock:' .. ip) end
+    if ipCount >= ipGate then ipBlock = redis.call('EXISTS', ipLockPrefix .. ip) end
     if netCount >= netGate then netBlock = redis.call('EXISTS', netLock) end
     replies[i] = { ipCount, netCount, ipBlock, netBlock }
   end

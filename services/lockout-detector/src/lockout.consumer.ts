@@ -173,8 +173,20 @@ export function createLockoutHandler(deps: {
    */
   return async function handle(batch: readonly ConsumedEvent[]): Promise<BatchOutcome> {
     const rejected: { item: ConsumedEvent; reason: string }[] = [];
+    // Each chunk's lift jobs and announcements go on while the next chunk is counted; the
+    // batch is done (and committed) only once all of them are. Each settles to its error,
+    // so none is an unhandled rejection while later chunks run.
+    const announcing: Promise<unknown>[] = [];
     for (let i = 0; i < batch.length; i += chunkSize) {
-      await handleChunk(batch.slice(i, i + chunkSize), rejected);
+      await handleChunk(batch.slice(i, i + chunkSize), rejected, (work) =>
+        announcing.push(work().then(
+          () => undefined,
+          (err: unknown) => ({ failed: err }),
+        )),
+      );
+    }
+    for (const outcome of await Promise.all(announcing)) {
+      if (outcome) throw (outcome as { failed: unknown }).failed;
     }
     return { rejected };
   };
@@ -182,6 +194,7 @@ export function createLockoutHandler(deps: {
   async function handleChunk(
     batch: readonly ConsumedEvent[],
     rejected: { item: ConsumedEvent; reason: string }[],
+    announce: (work: () => Promise<void>) => void,
   ) {
     const now = deps.clock();
     const rules = rulesNow();
@@ -264,10 +277,13 @@ export function createLockoutHandler(deps: {
       string,
       { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>>; item: ConsumedEvent }
     >();
+    // Counted once per chunk: a labelled inc per failure is measurable at 20,000 failures/s.
+    const read = new Map<string, number>();
     for (const { failure, item, userAt, networkAt } of failures) {
       const user = counts.users.get(failure.username)![userAt] as UserFailureCounts;
       const network = counts.networks.get(failure.network)![networkAt] as NetworkFailureCounts;
-      metrics.failures.inc({ topic: failure.topic, outcome: user.duplicate ? 'duplicate' : 'counted' });
+      const label = `${failure.topic}|${user.duplicate ? 'duplicate' : 'counted'}`;
+      read.set(label, (read.get(label) ?? 0) + 1);
       const responses = decideFailureResponses(rules, {
         knownNetwork: user.knownNetwork,
         streak: user.streak,
@@ -295,6 +311,10 @@ export function createLockoutHandler(deps: {
         const key = recordKeyOf(planned.imposition) + (user.duplicate ? `\n${failure.id}` : '');
         if (!wanted.has(key)) wanted.set(key, { ...planned, item });
       }
+    }
+    for (const [label, n] of read) {
+      const [topic, outcome] = label.split('|') as [string, string];
+      metrics.failures.inc({ topic, outcome }, n);
     }
     lap('decide');
     if (wanted.size === 0) return;
@@ -331,9 +351,17 @@ export function createLockoutHandler(deps: {
       }
       if (result.status !== 'widened' && record.until !== null) toSchedule.push(result);
     });
-    await deps.lifts.schedule(toSchedule, now);
-    lap('schedule');
-    if (events.length > 0) await deps.producer.publish('security', events);
-    lap('publish');
+    announce(async () => {
+      let at = performance.now();
+      const step = (name: string) => {
+        const end = performance.now();
+        metrics.steps.observe({ step: name }, (end - at) / 1000);
+        at = end;
+      };
+      await deps.lifts.schedule(toSchedule, now);
+      step('schedule');
+      if (events.length > 0) await deps.producer.publish('security', events);
+      step('publish');
+    });
   }
 }
