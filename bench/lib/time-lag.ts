@@ -16,9 +16,10 @@ export interface LaggingGroup {
 
 type Admin = ReturnType<Kafka['admin']>;
 
-/** History of one partition's end offset: when each value was first seen. */
+/** History of one partition's end offset: when each value was first and last seen. */
 interface Seen {
   at: number;
+  lastAt: number;
   high: number;
 }
 
@@ -49,9 +50,10 @@ export async function createTimeLagTracker(
   const producedAt = (seen: Seen[], offset: number): number => {
     const i = seen.findIndex((s) => s.high > offset);
     if (i <= 0) return seen[Math.max(0, i)]!.at; // there before the first sample: a lower bound
+    // Produced after the previous value was last seen and by the time this one was first seen.
     const prev = seen[i - 1]!;
     const next = seen[i]!;
-    return prev.at + ((offset - prev.high + 1) / (next.high - prev.high)) * (next.at - prev.at);
+    return prev.lastAt + ((offset - prev.high + 1) / (next.high - prev.high)) * (next.at - prev.lastAt);
   };
 
   async function sample(): Promise<void> {
@@ -67,7 +69,9 @@ export async function createTimeLagTracker(
         const value = Number(p.high);
         high.set(key, value);
         const seen = history.get(key) ?? [];
-        if (seen.length === 0 || seen.at(-1)!.high !== value) seen.push({ at: now, high: value });
+        const last = seen.at(-1);
+        if (last?.high === value) last.lastAt = now;
+        else seen.push({ at: now, lastAt: now, high: value });
         history.set(key, seen);
       }
     });

@@ -53,6 +53,10 @@ describe('consumer lag in seconds from offsets', () => {
 
   it('is the age of the oldest event not committed, and 0 once the group is at the end', async () => {
     await tracker.sample();
+    await sleep(500);
+    // The end has not moved since the first sample: events published next count from here.
+    const quietUntil = performance.now();
+    await tracker.sample();
     await world.producer.publish(
       'login',
       Array.from({ length: 30 }, (_, i) => login(i)),
@@ -64,12 +68,15 @@ describe('consumer lag in seconds from offsets', () => {
     await tracker.sample();
     await sleep(300);
     await tracker.sample();
+    const sampledBy = performance.now();
     const behind = tracker.window()['g']!;
     expect(behind.caughtUp).toBe(false);
     expect(behind.samples).toHaveLength(2);
     // Nothing consumed: the lag grows with the wall clock between two samples.
     expect(behind.samples[0]!).toBeGreaterThan(0);
     expect(behind.samples[1]!).toBeGreaterThan(behind.samples[0]!);
+    // …and is no older than the last sample that saw the partition's end unchanged.
+    expect(behind.samples[1]!).toBeLessThanOrEqual(sampledBy - quietUntil);
 
     await commitAt('end');
     tracker.reset();
