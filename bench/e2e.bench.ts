@@ -32,6 +32,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hashSessionToken } from '@twofold/contracts';
@@ -91,6 +92,8 @@ interface StepResult {
   decisionAnsweredPerS: number;
   decisionTimeouts: number;
   cpuPct: Record<string, number>;
+  /** CPU (µs) each process spent per login event of the step, its drain included. */
+  cpuUsPerEvent: Record<string, number>;
   machineBusyPct: number;
 }
 
@@ -194,6 +197,15 @@ export async function runEndToEndBench(opts: { quick: boolean }): Promise<Record
       results[`${k}_drain_s`] = round(s.drainS, 2);
       results[`${k}_decision_p99_ms`] = s.decisionP99Ms;
       results[`${k}_machine_busy_pct`] = s.machineBusyPct;
+      results[`${k}_cpu_us_per_event`] = capacityOf(s).usPerEvent;
+    }
+    // Where the CPU goes per event at the highest step run, and what the cores could carry.
+    const top = ramp.at(-1);
+    if (top) {
+      for (const [name, us] of Object.entries(top.cpuUsPerEvent))
+        results[`top_step_cpu_${name}_us_per_event`] = us;
+      results['top_step_cpu_us_per_event'] = capacityOf(top).usPerEvent;
+      results['cpu_bound_capacity_events_per_s'] = capacityOf(top).eventsPerS;
     }
     if (best) {
       for (const g of GROUPS) {
@@ -468,6 +480,7 @@ async function runStep(
   const machine1 = machineCpuMs();
   // Lag keeps being sampled while the groups drain what the step left.
   const drainS = await drain(ctx, 120_000);
+  const cpu2 = cpuAll(ctx.services);
   await sampler.stop();
   const lagWindow = ctx.lag.window();
   const lag = Object.fromEntries(GROUPS.map((g) => [g, summarizeLag(lagWindow[g]!.samples)])) as Record<
@@ -525,8 +538,27 @@ async function runStep(
     cpuPct: Object.fromEntries(
       Object.entries(cpu1).map(([name, ms]) => [name, Math.round((ms - (cpu0[name] ?? 0)) / 10 / wall)]),
     ),
+    cpuUsPerEvent: Object.fromEntries(
+      Object.entries(cpu2).map(([name, ms]) => [
+        name,
+        Math.round(((ms - (cpu0[name] ?? 0)) * 1000) / Math.max(1, report.produced + interactive.sent)),
+      ]),
+    ),
     machineBusyPct: Math.round(((machine1.busy - machine0.busy) / (machine1.total - machine0.total)) * 100),
   };
+}
+
+/**
+ * CPU (µs) per login event of twofold and the parts under it (not the load generators),
+ * and the rate the machine's cores could carry at that cost with nothing else on it. The
+ * shared broker, Redis and Postgres also serve other people's tests, so it is an upper bound
+ * of the cost (a lower bound of the capacity).
+ */
+function capacityOf(step: StepResult): { usPerEvent: number; eventsPerS: number } {
+  const usPerEvent = Object.entries(step.cpuUsPerEvent)
+    .filter(([name, us]) => name !== 'load' && Number.isFinite(us))
+    .reduce((sum, [, us]) => sum + us, 0);
+  return { usPerEvent, eventsPerS: Math.round((cpus().length * 1e6) / Math.max(1, usPerEvent)) };
 }
 
 /** Compares what was produced with what each consumer did, once everything drained. */
