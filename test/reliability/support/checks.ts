@@ -224,7 +224,16 @@ export function print(what: string, counts: unknown): void {
 /** Every service is still the process started first (nobody restarted it), and ready again. */
 export async function recoveredUnaided({ services }: RunContext): Promise<void> {
   for (const [name, service] of services) {
-    expect(service.running(), `${name} still running`).toBe(true);
+    if (!service.running()) {
+      const { exitCode, signalCode } = service.child!;
+      const why = service
+        .log()
+        .split('\n')
+        .find((l) => /^\w*Error\b|^error:/.test(l));
+      throw new Error(
+        `${name} exited during the fault (code ${exitCode}, signal ${signalCode}): ${why ?? '?'}; see ${service.logFile}`,
+      );
+    }
     expect(service.starts, `${name} started once`).toBe(1);
     await service.waitReady();
   }
