@@ -63,21 +63,23 @@ for g = 1, #KEYS do
   local replies, pairsTouched = {}, {}
   local failed, knownTouched, srcTouched = false, false, false
   for i = 1, n do
-    local kind, id, t = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+    -- ts: the time as sent, handed to ZADD as is (no number-to-string conversion per call).
+    local kind, id, ts = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+    local t = tonumber(ts)
     local ip, network, session = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
     a = a + 6
     if kind == 'f' then
       failed = true
-      local fresh = redis.call('ZADD', streak, 'NX', t, id) == 1
+      local fresh = redis.call('ZADD', streak, 'NX', ts, id) == 1
       local ks = redis.call('ZSCORE', known, network)
       local isKnown = ks and tonumber(ks) > now
       local pair = pairPrefix .. ip
       local pairCount = 0
       if isKnown then
-        if fresh then redis.call('ZADD', streakKnown, 'NX', t, id); knownTouched = true end
+        if fresh then redis.call('ZADD', streakKnown, 'NX', ts, id); knownTouched = true end
       else
-        redis.call('ZADD', pair, t, id)
-        redis.call('ZADD', src, 'GT', t, ip)
+        redis.call('ZADD', pair, ts, id)
+        redis.call('ZADD', src, 'GT', ts, ip)
         pairsTouched[pair] = true
         srcTouched = true
         pairCount = redis.call('ZCOUNT', pair, since(t, pairWindow), '+inf')
@@ -149,11 +151,12 @@ for g = 1, #KEYS do
   local n = tonumber(ARGV[a]); a = a + 1
   local replies, touched = {}, {}
   for i = 1, n do
-    local id, t, ip, user = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2], ARGV[a + 3]
+    local id, ts, ip, user = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+    local t = tonumber(ts)
     a = a + 4
     local ipUsers = ipUsersPrefix .. ip
-    redis.call('ZADD', ipUsers, 'GT', t, user)
-    redis.call('ZADD', users, 'GT', t, user)
+    redis.call('ZADD', ipUsers, 'GT', ts, user)
+    redis.call('ZADD', users, 'GT', ts, user)
     touched[ipUsers] = true
     local from = since(t, window)
     local ipCount, netCount = redis.call('ZCOUNT', ipUsers, from, '+inf'), redis.call('ZCOUNT', users, from, '+inf')

@@ -14,7 +14,7 @@ export const lockoutDetectorEnvSpec = {
   ...commonEnvSpec,
   LOCKOUT_RULES: str({
     default: '',
-    desc: 'JSON overriding lockout thresholds, e.g. {"userIp":{"failures":10}}; unset keeps the defaults',
+    desc: 'JSON overriding lockout thresholds, e.g. {"userIp":{"failures":10}}; unset keeps the defaults. The admin policy\'s lockout entry (PUT /v1/admin/policy) applies on top, at run time',
   }),
   LOCKOUT_PARTITIONS_CONCURRENCY: num({
     default: 4,
