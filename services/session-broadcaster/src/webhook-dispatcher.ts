@@ -63,10 +63,17 @@ function webhookMetrics(metrics: ServiceMetrics) {
   };
 }
 
-const secretsOf = (target: WebhookTarget): string[] =>
-  target.previousWebhookSecret
-    ? [target.webhookSecret, target.previousWebhookSecret]
-    : [target.webhookSecret];
+/** The target's signing keys, decoded once per target rather than once per request. */
+const signingKeys = new WeakMap<WebhookTarget, Buffer[]>();
+function secretsOf(target: WebhookTarget): Buffer[] {
+  let keys = signingKeys.get(target);
+  if (!keys) {
+    const secrets = [target.webhookSecret, target.previousWebhookSecret].filter((s): s is string => !!s);
+    keys = secrets.map((s) => Buffer.from(s.startsWith('whsec_') ? s.slice('whsec_'.length) : s, 'base64'));
+    signingKeys.set(target, keys);
+  }
+  return keys;
+}
 
 /** POSTs one body; resolves with the status code, rejects on a network error or timeout. */
 function post(
@@ -77,10 +84,16 @@ function post(
   timeoutMs: number,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = (url.protocol === 'https:' ? https : http).request(url, {
+    headers['content-length'] = String(Buffer.byteLength(body));
+    // Options rather than the URL: node would convert the URL on every request.
+    const request = (url.protocol === 'https:' ? https : http).request({
       method: 'POST',
+      protocol: url.protocol,
+      hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
+      port: url.port || undefined,
+      path: url.pathname + url.search,
       agent,
-      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+      headers,
     });
     const timer = setTimeout(() => request.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     request.on('response', (response) => {
