@@ -17,6 +17,13 @@ const Query = Type.Object({
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 const frame = (entry: SessionStreamEntry) => `id: ${entry.id}\nevent: ${entry.type}\ndata: ${entry.json}\n\n`;
+// Live subscribers receive the same entries array from the feed: frame it once for all of them.
+const framed = new WeakMap<readonly SessionStreamEntry[], string>();
+function framesOf(entries: readonly SessionStreamEntry[]): string {
+  let text = framed.get(entries);
+  if (text === undefined) framed.set(entries, (text = entries.map(frame).join('')));
+  return text;
+}
 
 /**
  * GET /v1/session-events: the session topic as server-sent events. Each event's `id` is
@@ -90,7 +97,7 @@ export function sessionEventsRoute(deps: {
         try {
           const subscription = await deps.feed.subscribe(
             lastEventId,
-            (entries) => send(entries.map(frame).join('')),
+            (entries) => send(framesOf(entries)),
             () =>
               send(
                 `event: gap\ndata: {"detail":"events after ${lastEventId} are no longer kept; re-check sessions"}\n\n`,
