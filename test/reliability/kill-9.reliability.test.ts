@@ -7,7 +7,8 @@
 // uncommitted batch again ("redone" counts the events published twice because of it), and
 // every effect has to be idempotent by event id.
 import { describe, expect, it } from 'vitest';
-import { expectNothingLost, loadScenario, print } from './support/checks.js';
+import { createPool } from '@twofold/store';
+import { auditCommitted, expectNothingLost, lags, loadScenario, print } from './support/checks.js';
 import { ALL_SERVICES, runUnderLoad, summary, type Fault } from './support/load-run.js';
 import type { ServiceProcess } from './support/service-process.js';
 
@@ -21,6 +22,11 @@ interface Kill {
   /** Seconds into the load when the kill landed, and until the service was ready again. */
   atSecond: number;
   readyAgainMs: number;
+  /** Messages its consumer group had not committed when it was killed (work in hand). */
+  lagAtKill?: number;
+  /** Audit sink only: rows it had stored past its committed offsets (killed between the
+   * effect and the commit, so the restart redelivers them; the insert absorbs it). */
+  storedPastCommit?: number;
 }
 
 /**
@@ -29,17 +35,34 @@ interface Kill {
  */
 const killEachInTurn: Fault = {
   atSecond: gap,
-  async run({ services }) {
+  async run({ services, world }) {
     const first = Date.now();
     const kills: Kill[] = [];
     for (const [i, name] of ALL_SERVICES.entries()) {
       await new Promise((r) => setTimeout(r, Math.max(0, first + i * gap * 1000 - Date.now())));
       const service: ServiceProcess = services.get(name)!;
       const atSecond = Math.round(gap + (Date.now() - first) / 1000);
+      const lagAtKill = name === 'api' ? undefined : (await lags(world))[name];
       const exit = await service.kill('SIGKILL');
+      let storedPastCommit: number | undefined;
+      if (name === 'audit-sink') {
+        const pool = createPool({
+          url: world.config.database.url,
+          schema: world.config.database.schema,
+          max: 1,
+        });
+        storedPastCommit = (await auditCommitted(world, pool).finally(() => pool.end())).storedAbove;
+      }
       const started = Date.now();
       await service.start();
-      kills.push({ service: name, signal: exit.signal, atSecond, readyAgainMs: Date.now() - started });
+      kills.push({
+        service: name,
+        signal: exit.signal,
+        atSecond,
+        readyAgainMs: Date.now() - started,
+        lagAtKill,
+        storedPastCommit,
+      });
     }
     return kills;
   },
