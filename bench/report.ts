@@ -7,6 +7,8 @@ export interface BenchOutcome {
   /** Median of each figure over the runs. */
   figures: Record<string, number>;
   runs: Record<string, number>[];
+  /** Runs that threw, with the first line of their error (the figures are the others'). */
+  failedRuns: string[];
   seconds: number;
 }
 
@@ -140,7 +142,10 @@ export function renderReport(report: BenchReport): string {
       return;
     }
     lines.push(
-      `${outcome.runs.length} run(s), ${fmt(outcome.seconds)} s in all.`,
+      `${outcome.runs.length} run(s), ${fmt(outcome.seconds)} s in all.` +
+        (outcome.failedRuns.length
+          ? ` **${outcome.failedRuns.length} more failed** (medians are of the others): ${outcome.failedRuns.join('; ')}`
+          : ''),
       '',
       '| figure | median | runs |',
       '| --- | --- | --- |',

@@ -126,31 +126,33 @@ async function versions(): Promise<Record<string, string>> {
   };
 }
 
+/**
+ * Runs a benchmark `runs` times; a failed run (a timeout on this shared machine, say) is
+ * recorded and the next one still runs, so one hiccup does not throw away the others. The
+ * outcome fails only when no run succeeded.
+ */
 async function measure(
   label: string,
   runs: number,
   fn: () => Promise<Record<string, number>>,
 ): Promise<BenchOutcome> {
   const results: Record<string, number>[] = [];
+  const failedRuns: string[] = [];
   const started = performance.now();
   for (let i = 0; i < runs; i++) {
     progress.step(`${label}${runs > 1 ? ` (run ${i + 1}/${runs})` : ''}`);
     try {
       results.push(await fn());
     } catch (err) {
-      progress.log(`${label} failed: ${(err as Error).stack ?? String(err)}`);
-      return {
-        status: `failed: ${(err as Error).message.split('\n')[0]}`,
-        figures: medianOfRuns(results),
-        runs: results,
-        seconds: (performance.now() - started) / 1000,
-      };
+      progress.log(`${label} run ${i + 1} failed: ${(err as Error).stack ?? String(err)}`);
+      failedRuns.push(`run ${i + 1}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
   return {
-    status: 'ok',
+    status: results.length > 0 ? 'ok' : `failed: ${failedRuns.join('; ')}`,
     figures: medianOfRuns(results),
     runs: results,
+    failedRuns,
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -262,7 +264,7 @@ async function main(): Promise<void> {
       otherProcessesCpuPct: Number.NaN,
     },
     versions: await versions(),
-    baselines: { status: 'not run: module absent', figures: {}, runs: [], seconds: 0 },
+    baselines: { status: 'not run: module absent', figures: {}, runs: [], failedRuns: [], seconds: 0 },
     benches: {},
     profiles: [],
     notes,
@@ -288,13 +290,20 @@ async function main(): Promise<void> {
         status: `failed: ${(err as Error).message}`,
         figures: {},
         runs: [],
+        failedRuns: [],
         seconds: 0,
       };
       continue;
     }
     if (!fn) {
       for (let i = 0; i < runs; i++) progress.step(`${bench.name}: not run (module absent)`);
-      report.benches[bench.name] = { status: 'not run: module absent', figures: {}, runs: [], seconds: 0 };
+      report.benches[bench.name] = {
+        status: 'not run: module absent',
+        figures: {},
+        runs: [],
+        failedRuns: [],
+        seconds: 0,
+      };
       continue;
     }
     const run = fn;
@@ -359,6 +368,11 @@ async function main(): Promise<void> {
   }
   const failed = Object.entries(report.benches).filter(([, o]) => o.status.startsWith('failed'));
   for (const [name, o] of failed) process.stdout.write(`  ${name}: ${o.status}\n`);
+  for (const [name, o] of Object.entries({ baselines: report.baselines, ...report.benches }))
+    if (o.status === 'ok' && o.failedRuns.length)
+      process.stdout.write(
+        `  ${name}: ${o.failedRuns.length} of ${runs} runs failed (${o.failedRuns.join('; ')})\n`,
+      );
   process.exit(failed.length > 0 || report.baselines.status.startsWith('failed') ? 1 : 0);
 }
 

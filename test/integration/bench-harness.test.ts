@@ -88,10 +88,11 @@ describe('consumer lag in seconds from offsets', () => {
 });
 
 describe('bench/REPORT.md', () => {
-  const outcome = (figures: Record<string, number>[]) => ({
+  const outcome = (figures: Record<string, number>[], failedRuns: string[] = []) => ({
     status: 'ok' as const,
     figures: medianOfRuns(figures),
     runs: figures,
+    failedRuns,
     seconds: 12,
   });
   const report = (quick: boolean): BenchReport => ({
@@ -136,11 +137,14 @@ describe('bench/REPORT.md', () => {
       },
     ]),
     benches: {
-      e2e: outcome([
-        { sustained_events_per_s: 6_000, interactive_decision_p50_ms: 9, interactive_decision_p99_ms: 40 },
-        { sustained_events_per_s: 8_000, interactive_decision_p50_ms: 8, interactive_decision_p99_ms: 20 },
-        { sustained_events_per_s: 7_000, interactive_decision_p50_ms: 10, interactive_decision_p99_ms: 30 },
-      ]),
+      e2e: outcome(
+        [
+          { sustained_events_per_s: 6_000, interactive_decision_p50_ms: 9, interactive_decision_p99_ms: 40 },
+          { sustained_events_per_s: 8_000, interactive_decision_p50_ms: 8, interactive_decision_p99_ms: 20 },
+          { sustained_events_per_s: 7_000, interactive_decision_p50_ms: 10, interactive_decision_p99_ms: 30 },
+        ],
+        ['run 4: timeout exceeded when trying to connect'],
+      ),
     },
     profiles: [
       {
@@ -190,6 +194,8 @@ describe('bench/REPORT.md', () => {
     expect(missedRow).toContain('[CPU profiles](#where-the-time-goes-cpu-profiles)');
     expect(missedRow).toContain('ramp step 8000 events/s (first not sustained)');
     expect(md).toContain('## Where the time goes (CPU profiles)');
+    // A failed run is shown; the medians are of the runs that finished.
+    expect(md).toContain('**1 more failed** (medians are of the others): run 4: timeout exceeded');
 
     const ratios = computeRatios(r);
     const produce = ratios.find((x) => x.baselineFigure === 'kafka.produce_records_per_s')!;
