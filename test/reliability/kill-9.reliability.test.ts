@@ -3,9 +3,10 @@
 // - every event produced is stored once, every successful login decided once;
 // - the lockouts imposed are the same;
 // - no session is verified that was not (and every verified one is).
-// A SIGKILL leaves no chance to finish a batch or commit: the restarted consumer gets the
-// uncommitted batch again ("redone" counts the events published twice because of it), and
-// every effect has to be idempotent by event id.
+// Each consumer is frozen for a moment first so that the kill lands while it works through
+// a backlog. A SIGKILL leaves no chance to finish a batch or commit: the restarted consumer
+// gets the uncommitted batch again ("redone" counts the events published twice because of
+// it), and every effect has to be idempotent by event id.
 import { describe, expect, it } from 'vitest';
 import { createPool } from '@twofold/store';
 import { auditCommitted, expectNothingLost, lags, loadScenario, print } from './support/checks.js';
@@ -22,7 +23,7 @@ interface Kill {
   /** Seconds into the load when the kill landed, and until the service was ready again. */
   atSecond: number;
   readyAgainMs: number;
-  /** Messages its consumer group had not committed when it was killed (work in hand). */
+  /** Messages its consumer group had not committed when it was killed. */
   lagAtKill?: number;
   /** Audit sink only: rows it had stored past its committed offsets (killed between the
    * effect and the commit, so the restart redelivers them; the insert absorbs it). */
@@ -42,8 +43,16 @@ const killEachInTurn: Fault = {
       await new Promise((r) => setTimeout(r, Math.max(0, first + i * gap * 1000 - Date.now())));
       const service: ServiceProcess = services.get(name)!;
       const atSecond = Math.round(gap + (Date.now() - first) / 1000);
-      const lagAtKill = name === 'api' ? undefined : (await lags(world))[name];
+      if (name !== 'api') {
+        // Frozen for 2 s, a backlog builds; 300 ms after it thaws the consumer is in the
+        // middle of it (handling a batch, or done with one it has not committed yet).
+        service.child!.kill('SIGSTOP');
+        await new Promise((r) => setTimeout(r, 2_000));
+        service.child!.kill('SIGCONT');
+        await new Promise((r) => setTimeout(r, 300));
+      }
       const exit = await service.kill('SIGKILL');
+      const lagAtKill = name === 'api' ? undefined : (await lags(world))[name];
       let storedPastCommit: number | undefined;
       if (name === 'audit-sink') {
         const pool = createPool({
