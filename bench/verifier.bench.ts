@@ -30,7 +30,7 @@ import { pathToFileURL } from 'node:url';
 import { hashSessionToken } from '@twofold/contracts';
 import { generateSecret, generateTotp } from '@twofold/otp';
 import { createRedis, waitForRedis } from '@twofold/redis';
-import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore } from '@twofold/state';
+import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, enrollmentVersions } from '@twofold/state';
 import { createEnrollmentsRepository, createPool } from '@twofold/store';
 import { createCodeVerifier } from '@twofold/verification';
 import { readLockForVerification } from '../services/api/src/lock-reader.js';
@@ -185,6 +185,7 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     let v = 0;
     let verified = 0;
     let refused = 0;
+    const refusals: Record<string, number> = {};
     const cpuV0 = cpuSnapshot(services.cpu());
     if (profileDir) services.toggleProfile();
     const verify = await autocannon({
@@ -202,7 +203,11 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
           }),
           onResponse: (status, body) => {
             if (status === 200 && body.includes('"verified":true')) verified++;
-            else refused++;
+            else {
+              refused++;
+              const why = status === 200 ? (/"reason":"(\w+)"/.exec(body)?.[1] ?? 'other') : String(status);
+              refusals[why] = (refusals[why] ?? 0) + 1;
+            }
           },
         },
       ],
@@ -214,6 +219,9 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     results['verify_http_p99_ms'] = verify.latency.p99;
     results['verify_http_verified'] = verified;
     results['verify_http_refused'] = refused + verify.errors + verify.timeouts;
+    for (const [why, n] of Object.entries(refusals)) results[`verify_http_refused_${why}`] = n;
+    if (verify.errors + verify.timeouts > 0)
+      results['verify_http_refused_no_answer'] = verify.errors + verify.timeouts;
     for (const [name, ms] of Object.entries(cpuV1)) {
       results[`verify_http_cpu_${name}_pct`] = Math.round((ms - (cpuV0[name] ?? 0)) / 10 / verify.duration);
       results[`verify_http_cpu_${name}_us_per_verification`] = Math.round(
@@ -224,15 +232,19 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     // (3) The same verifications in this process, without HTTP (fresh challenges, the next step's code).
     const coreCount = opts.quick ? 1_000 : Math.min(challenges.length, 10_000);
     progress.note(`verifications in-process: ${coreCount}`);
+    // As the verifier makes them: with the user's enrollment version read before.
     const store = createChallengeStore(redis, world.config.redis.keyPrefix);
+    const coreUsers = users.slice(0, coreCount);
+    const versions = await enrollmentVersions(redis, world.config.redis.keyPrefix, coreUsers);
     const fresh = await Promise.all(
-      users.slice(0, coreCount).map((username) =>
+      coreUsers.map((username, i) =>
         store.create({
           username,
           appId: 'jira',
           session: hashSessionToken(randomUUID()),
           ip: '198.51.100.1',
           loginEventId: randomUUID(),
+          ...(versions[i] ? { enrollmentVersion: versions[i] } : {}),
         }),
       ),
     );
@@ -255,7 +267,7 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
       Array.from({ length: 64 }, async () => {
         while (coreNext < fresh.length) {
           const challenge = fresh[coreNext++]!;
-          const result = await coreVerifier.verify(challenge.challengeId, nextCode);
+          const result = await coreVerifier.verify(challenge.challengeId, nextCode, { appId: 'jira' });
           if (result.verified) coreVerified++;
         }
       }),

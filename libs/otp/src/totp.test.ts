@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { encodeBase32 } from './base32.js';
+import { decodeBase32, encodeBase32 } from './base32.js';
 import { OtpInputError } from './errors.js';
 import { generateSecret, parseImportedSecret } from './secret.js';
 import {
@@ -12,6 +12,7 @@ import {
   timeStepAt,
   verifyHotp,
   verifyTotp,
+  verifyTotpKey,
   type TotpAlgorithm,
 } from './totp.js';
 
@@ -69,6 +70,31 @@ describe('TOTP, RFC 6238 Appendix B', () => {
       valid: true,
       timeStep: Math.floor(seconds / 30),
       delta: 0,
+    });
+  });
+
+  it.each(RFC6238_VECTORS)('from key bytes (verifyTotpKey): at %i s with %s', (seconds, algorithm, code) => {
+    const key = decodeBase32(RFC6238_SEEDS[algorithm]);
+    const now = seconds * 1000;
+    const step = Math.floor(seconds / 30);
+    expect(verifyTotpKey(key, code, { algorithm, digits: 8, now })).toEqual({
+      valid: true,
+      timeStep: step,
+      delta: 0,
+    });
+    // A step later it is the previous step's code (inside the window), two steps later not.
+    expect(verifyTotpKey(key, code, { algorithm, digits: 8, now: now + 30_000 })).toEqual({
+      valid: true,
+      timeStep: step,
+      delta: -1,
+    });
+    expect(verifyTotpKey(key, code, { algorithm, digits: 8, now: now + 60_000 })).toEqual({
+      valid: false,
+      reason: 'bad_code',
+    });
+    expect(verifyTotpKey(key, code.slice(2), { algorithm, digits: 8, now })).toMatchObject({
+      valid: false,
+      reason: 'malformed_code',
     });
   });
 });

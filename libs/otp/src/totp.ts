@@ -1,5 +1,5 @@
 import { NodeCryptoPlugin } from '@otplib/plugin-crypto-node';
-import { generate, verify, type HashAlgorithm } from 'otplib';
+import { createGuardrails, generate, verify, verifySync, type HashAlgorithm } from 'otplib';
 import { decodeBase32 } from './base32.js';
 import { OtpInputError } from './errors.js';
 
@@ -34,6 +34,8 @@ const HASH: Record<TotpAlgorithm, HashAlgorithm> = { SHA1: 'sha1', SHA256: 'sha2
 
 // One OpenSSL-backed plugin for every call: otplib's functional API defaults to pure JS.
 const nodeCrypto = new NodeCryptoPlugin();
+// otplib builds its default guardrails on every call unless given some: one for all.
+const guardrails = createGuardrails();
 
 /**
  * Checks parameters that arrive from outside (enrollment and import requests) and fills
@@ -124,6 +126,19 @@ export async function verifyTotp(
   code: string,
   options: TotpVerifyOptions = {},
 ): Promise<TotpVerification> {
+  return verifyTotpKey(decodeBase32(secret), code, options);
+}
+
+/**
+ * {@link verifyTotp} for a secret already decoded from base32 (a verifier that keeps the
+ * key bytes of a user between codes), synchronous: the HMACs are node:crypto's, so there
+ * is nothing to wait for. Same checks and result.
+ */
+export function verifyTotpKey(
+  key: Uint8Array,
+  code: string,
+  options: TotpVerifyOptions = {},
+): TotpVerification {
   const params = parseTotpParameters(options);
   const window = options.window ?? DEFAULT_TOTP_WINDOW;
   if (!Number.isInteger(window) || window < 0 || window > MAX_WINDOW) {
@@ -131,18 +146,18 @@ export async function verifyTotp(
   }
   const rejection = rejectMalformed(code, params.digits);
   if (rejection) return rejection;
-  const epoch = epochSeconds(options.now);
-  const result = await verify({
+  const result = verifySync({
     strategy: 'totp',
-    secret: decodeBase32(secret),
+    secret: key,
     token: code,
     algorithm: HASH[params.algorithm],
     digits: params.digits,
     period: params.period,
-    epoch,
+    epoch: epochSeconds(options.now),
     // In seconds: window·period either side covers exactly `window` whole steps.
     epochTolerance: window * params.period,
     crypto: nodeCrypto,
+    guardrails,
   });
   if (!result.valid || !('timeStep' in result)) return { valid: false, reason: 'bad_code' };
   return { valid: true, timeStep: result.timeStep, delta: result.delta };

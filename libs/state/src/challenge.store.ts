@@ -13,6 +13,23 @@ export interface Challenge {
   createdAt: string;
   expiresAt: string;
   attempts: number;
+  /**
+   * The user's enrollment version token when the challenge was made (see replay-guard.ts):
+   * read before the challenge existed, so an enrollment read while answering it is kept
+   * under a token that a reset in between has already changed.
+   */
+  enrollmentVersion?: string;
+  /**
+   * The user's authenticator as stored when the challenge was made (the secret still
+   * encrypted under the key ring), read after `enrollmentVersion`: the api checks codes
+   * against it without reading Postgres, and its replay guard checks the version.
+   */
+  sealedEnrollment?: {
+    readonly ciphertext: string;
+    readonly algorithm: 'SHA1' | 'SHA256' | 'SHA512';
+    readonly digits: 6 | 8;
+    readonly period: number;
+  };
 }
 
 export const CHALLENGE_TTL_SECONDS = 300;
@@ -31,54 +48,119 @@ export function challengeKey(prefix: string, challengeId: string): string {
   return taggedKey(prefix, 'challenge', challengeId);
 }
 
-// Counts an attempt; returns {attempts, fields…} or nil when the challenge is gone.
+// Counts an attempt for the calling app in one round trip. KEYS[1]: the challenge;
+// ARGV[1]: the app that submits ('' = any: the hosted page), ARGV[2]: the most attempts.
+// Returns nil when the challenge is gone; {-1, owner app} when another app submits (no
+// attempt counted); {attempts, data} otherwise, and past the limit the challenge is
+// deleted in the same step (spent).
 const TAKE_ATTEMPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local data = redis.call('HGET', KEYS[1], 'data')
+if not data then return nil end
+if ARGV[1] ~= '' then
+  local owner = redis.call('HGET', KEYS[1], 'app')
+  if not owner then owner = cjson.decode(data)['appId'] end
+  if owner ~= ARGV[1] then return {-1, owner} end
+end
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {attempts, redis.call('HGET', KEYS[1], 'data')}
+if attempts > tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) end
+return {attempts, data}
 `;
 
 export type AttemptResult =
-  { kind: 'missing' } | { kind: 'exhausted'; challenge: Challenge } | { kind: 'ok'; challenge: Challenge };
+  | { kind: 'missing' }
+  /** The challenge belongs to another app; no attempt was counted. */
+  | { kind: 'forbidden'; ownerAppId: string }
+  | { kind: 'exhausted'; challenge: Challenge }
+  | { kind: 'ok'; challenge: Challenge };
+
+// Stores a new challenge with its expiry in one step. KEYS[1]: the challenge; ARGV: data, app, ttl.
+const CREATE = `
+redis.call('HSET', KEYS[1], 'data', ARGV[1], 'attempts', 0, 'app', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 1
+`;
+
+type ChallengeInput = Omit<Challenge, 'challengeId' | 'createdAt' | 'expiresAt' | 'attempts'>;
+
+function newChallenge(input: ChallengeInput, now: number): Challenge {
+  return {
+    ...input,
+    challengeId: newChallengeId(),
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + CHALLENGE_TTL_SECONDS * 1000).toISOString(),
+    attempts: 0,
+  };
+}
+
+const definedOn = new WeakSet<Redis>();
 
 export function createChallengeStore(redis: Redis, prefix: string) {
+  const define = () => {
+    if (definedOn.has(redis)) return;
+    redis.defineCommand('twofoldCreateChallenge', { numberOfKeys: 1, lua: CREATE });
+    definedOn.add(redis);
+  };
+  type WithCreate = { twofoldCreateChallenge(key: string, data: string, app: string, ttl: number): unknown };
+
+  /**
+   * Stores many challenges in one round trip (the verifier creates a batch's at once).
+   * Each entry is the challenge, or the error that kept it from being stored.
+   */
+  async function createMany(inputs: readonly ChallengeInput[]): Promise<(Challenge | Error)[]> {
+    if (inputs.length === 0) return [];
+    define();
+    const now = Date.now();
+    const challenges = inputs.map((input) => newChallenge(input, now));
+    const pipeline = redis.pipeline();
+    for (const c of challenges) {
+      (pipeline as unknown as WithCreate).twofoldCreateChallenge(
+        challengeKey(prefix, c.challengeId),
+        JSON.stringify(c),
+        c.appId,
+        CHALLENGE_TTL_SECONDS,
+      );
+    }
+    let results: [Error | null, unknown][];
+    try {
+      results = (await pipeline.exec()) ?? [];
+    } catch (err) {
+      return challenges.map(() => (err instanceof Error ? err : new Error(String(err))));
+    }
+    return challenges.map((c, i) => {
+      const reply = results[i];
+      return reply ? (reply[0] ?? c) : new Error('no reply from Redis for a challenge');
+    });
+  }
+
   return {
-    async create(
-      input: Omit<Challenge, 'challengeId' | 'createdAt' | 'expiresAt' | 'attempts'>,
-    ): Promise<Challenge> {
-      const now = Date.now();
-      const challenge: Challenge = {
-        ...input,
-        challengeId: newChallengeId(),
-        createdAt: new Date(now).toISOString(),
-        expiresAt: new Date(now + CHALLENGE_TTL_SECONDS * 1000).toISOString(),
-        attempts: 0,
-      };
-      const key = challengeKey(prefix, challenge.challengeId);
-      await redis
-        .multi()
-        .hset(key, 'data', JSON.stringify(challenge), 'attempts', 0)
-        .expire(key, CHALLENGE_TTL_SECONDS)
-        .exec();
-      return challenge;
+    async create(input: ChallengeInput): Promise<Challenge> {
+      const [created] = await createMany([input]);
+      if (created instanceof Error) throw created;
+      return created!;
     },
+    createMany,
     async get(challengeId: string): Promise<Challenge | undefined> {
       const [data, attempts] = await redis.hmget(challengeKey(prefix, challengeId), 'data', 'attempts');
       if (!data) return undefined;
       return { ...(JSON.parse(data) as Challenge), attempts: Number(attempts ?? 0) };
     },
-    /** Counts one verification attempt atomically; past the limit the challenge is spent. */
-    async takeAttempt(challengeId: string): Promise<AttemptResult> {
-      const key = challengeKey(prefix, challengeId);
-      const result = (await runScript(redis, 'twofoldTakeAttempt', TAKE_ATTEMPT, [key], [])) as
-        [number, string] | null;
+    /**
+     * Counts one verification attempt atomically; past the limit the challenge is spent
+     * (deleted in the same step). With `appId`, a challenge of another app is refused
+     * (`forbidden`) before any attempt is counted.
+     */
+    async takeAttempt(challengeId: string, options: { appId?: string } = {}): Promise<AttemptResult> {
+      const result = (await runScript(
+        redis,
+        'twofoldTakeAttempt2',
+        TAKE_ATTEMPT,
+        [challengeKey(prefix, challengeId)],
+        [options.appId ?? '', CHALLENGE_MAX_ATTEMPTS],
+      )) as [number, string] | null;
       if (!result) return { kind: 'missing' };
+      if (result[0] === -1) return { kind: 'forbidden', ownerAppId: result[1] };
       const challenge = { ...(JSON.parse(result[1]) as Challenge), attempts: result[0] };
-      if (result[0] > CHALLENGE_MAX_ATTEMPTS) {
-        await redis.del(key);
-        return { kind: 'exhausted', challenge };
-      }
-      return { kind: 'ok', challenge };
+      return { kind: result[0] > CHALLENGE_MAX_ATTEMPTS ? 'exhausted' : 'ok', challenge };
     },
     /** A challenge is answered once: deleting it makes a second submission "unknown". */
     async complete(challengeId: string): Promise<boolean> {

@@ -13,11 +13,29 @@ export function decisionKey(prefix: string, loginEventId: string): string {
   return `${prefix}decision:{${loginEventId}}`;
 }
 
+// Keeps a decision unless one is kept already, and announces the one kept, in one step.
+// KEYS[1]: the decision; ARGV: decision JSON, ttl, channel. Returns the earlier decision
+// (a redelivered login) or false when this one was stored.
+const KEEP_AND_ANNOUNCE = `
+local kept = redis.call('GET', KEYS[1])
+if not kept then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  return false
+end
+redis.call('PUBLISH', ARGV[3], kept)
+return kept
+`;
+
+const definedOn = new WeakSet<Redis>();
+type WithKeep = { twofoldKeepDecision(key: string, value: string, ttl: number, channel: string): unknown };
+
 /**
- * Decisions by login event id. The first decision stored for an event wins (SET NX), so a
- * login redelivered after a crash gets the very same answer, challenge id included.
+ * Decisions by login event id. The first decision stored for an event wins, so a login
+ * redelivered after a crash gets the very same answer, challenge id included.
  */
 export function createDecisionStore(redis: Redis, prefix: string) {
+  const channel = decisionChannel(prefix);
   return {
     /** Stores the decision unless one exists; returns the one that is kept. */
     async keep(decision: SecondFactorDecided): Promise<SecondFactorDecided> {
@@ -27,10 +45,45 @@ export function createDecisionStore(redis: Redis, prefix: string) {
       const existing = await redis.get(key);
       return existing ? (JSON.parse(existing) as SecondFactorDecided) : decision;
     },
+    /**
+     * Keeps a batch of decisions (first one wins per login event) and announces the kept
+     * ones to waiting api replicas, in one round trip. Each entry is the decision kept, or
+     * the error that kept it from Redis (the caller publishes its own decision then).
+     */
+    async keepAndAnnounce(
+      decisions: readonly SecondFactorDecided[],
+    ): Promise<(SecondFactorDecided | Error)[]> {
+      if (decisions.length === 0) return [];
+      if (!definedOn.has(redis)) {
+        redis.defineCommand('twofoldKeepDecision', { numberOfKeys: 1, lua: KEEP_AND_ANNOUNCE });
+        definedOn.add(redis);
+      }
+      const pipeline = redis.pipeline();
+      for (const d of decisions) {
+        (pipeline as unknown as WithKeep).twofoldKeepDecision(
+          decisionKey(prefix, d.loginEventId),
+          JSON.stringify(d),
+          DECISION_TTL_SECONDS,
+          channel,
+        );
+      }
+      let results: [Error | null, unknown][];
+      try {
+        results = (await pipeline.exec()) ?? [];
+      } catch (err) {
+        return decisions.map(() => (err instanceof Error ? err : new Error(String(err))));
+      }
+      return decisions.map((d, i) => {
+        const reply = results[i];
+        if (!reply) return new Error('no reply from Redis for a decision');
+        if (reply[0]) return reply[0];
+        return typeof reply[1] === 'string' ? (JSON.parse(reply[1]) as SecondFactorDecided) : d;
+      });
+    },
     async announce(decisions: readonly SecondFactorDecided[]): Promise<void> {
       if (decisions.length === 0) return;
       const pipeline = redis.pipeline();
-      for (const d of decisions) pipeline.publish(decisionChannel(prefix), JSON.stringify(d));
+      for (const d of decisions) pipeline.publish(channel, JSON.stringify(d));
       await pipeline.exec();
     },
     async get(loginEventId: string): Promise<SecondFactorDecided | undefined> {

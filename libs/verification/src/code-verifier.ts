@@ -2,16 +2,23 @@ import { createEvent } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import {
   SecretDecryptionError,
+  decodeBase32,
   decryptSecret,
   findBackupCodeIndex,
   normalizeBackupCode,
-  verifyTotp,
+  verifyTotpKey,
   type SecretKeyRing,
+  type TotpParameters,
 } from '@twofold/otp';
 import type { Lock, Unknown } from '@twofold/policy';
 import type { Redis } from '@twofold/redis';
-import { acceptTimeStep, type Challenge, type ChallengeStore } from '@twofold/state';
-import type { EnrollmentsRepository } from '@twofold/store';
+import {
+  acceptTimeStepOfVersion,
+  enrollmentVersion,
+  type Challenge,
+  type ChallengeStore,
+} from '@twofold/state';
+import type { Enrollment, EnrollmentsRepository } from '@twofold/store';
 import { VerificationError } from './errors.js';
 
 export type SubmittedCode = { kind: 'totp'; digits: string } | { kind: 'backup_code'; code: string };
@@ -46,6 +53,14 @@ export type VerifyResult =
       attemptsLeft: number;
     };
 
+/** A code was submitted for a challenge that another app's login created (nothing counted). */
+export class ForeignChallengeError extends Error {
+  constructor(readonly ownerAppId: string) {
+    super(`this challenge belongs to app ${ownerAppId}`);
+    this.name = 'ForeignChallengeError';
+  }
+}
+
 export interface CodeVerifierDeps {
   challenges: ChallengeStore;
   enrollments: EnrollmentsRepository;
@@ -58,78 +73,249 @@ export interface CodeVerifierDeps {
   window?: number;
   maxAttempts: number;
   source?: string;
+  /** The enrollments kept in memory (see {@link createEnrollmentCache}); 0 turns the cache off. */
+  cacheEntries?: number;
+  /** Longest a kept enrollment is used without reading it again (ms; default an hour). */
+  cacheMaxAgeMs?: number;
 }
+
+/** A user's authenticator as the code verifier keeps it: the key bytes, read under a version token. */
+interface KeptEnrollment {
+  readonly version: string;
+  readonly key: Uint8Array;
+  readonly params: TotpParameters;
+  readonly readAt: number;
+}
+
+/**
+ * The enrollments a code verifier keeps in memory, so a user's next code costs no Postgres
+ * read and no decryption. Each is kept under the user's enrollment version token, read from
+ * Redis before the row; the replay guard's script checks that token, so a copy is never
+ * used once the user's authenticator was reset or replaced: a reset changes the token
+ * (see the enrollment service), in every replica at once. Bounded in size (oldest out first)
+ * and in age (a copy is read again after `maxAgeMs` whatever the token says).
+ */
+export function createEnrollmentCache(options: { maxEntries: number; maxAgeMs: number }) {
+  const kept = new Map<string, KeptEnrollment>();
+  return {
+    get(username: string, now: number): KeptEnrollment | undefined {
+      const entry = kept.get(username);
+      if (!entry) return undefined;
+      if (now - entry.readAt > options.maxAgeMs) {
+        kept.delete(username);
+        return undefined;
+      }
+      return entry;
+    },
+    set(username: string, entry: KeptEnrollment): void {
+      if (options.maxEntries <= 0) return;
+      kept.delete(username);
+      if (kept.size >= options.maxEntries) kept.delete(kept.keys().next().value!);
+      kept.set(username, entry);
+    },
+    delete(username: string): void {
+      kept.delete(username);
+    },
+    get size() {
+      return kept.size;
+    },
+  };
+}
+
+const unavailable = (what: string) =>
+  new VerificationError('unavailable', `${what} is unavailable; try again`);
 
 /**
  * Verifies a code typed for a challenge: TOTP (with the cross-app, cross-replica replay
  * guard) or a backup code (each usable once). Publishes `2fa.verified` or `2fa.failed`
  * with the reason, so the lockout detector and the session broadcaster hear it.
+ *
+ * A TOTP code costs, in Redis: the attempt (one script, which also refuses another app's
+ * challenge), the lock read, and the replay guard with the enrollment version check (one
+ * script); the challenge's removal goes out with the event. The user's enrollment comes
+ * from memory when kept under the current version, else from Postgres (after reading the
+ * version token). Redis failing fails closed: 503, never a code accepted.
  */
 export function createCodeVerifier(deps: CodeVerifierDeps) {
   const source = deps.source ?? 'service/api';
+  const cache = createEnrollmentCache({
+    maxEntries: deps.cacheEntries ?? 100_000,
+    maxAgeMs: deps.cacheMaxAgeMs ?? 60 * 60_000,
+  });
+  const windowOption = deps.window !== undefined ? { window: deps.window } : {};
 
-  async function check(
-    challenge: Challenge,
-    code: SubmittedCode,
-  ): Promise<'ok' | 'bad_code' | 'replayed' | 'locked'> {
-    const lock = await deps.readLock(challenge.username, challenge.ip);
-    if (lock === 'unknown')
-      throw new VerificationError('unavailable', 'lockout state is unavailable; try again');
-    if (lock !== null) return 'locked';
-    const enrollment = await deps.enrollments.get(challenge.username);
-    if (!enrollment) return 'bad_code'; // reset since the challenge was made
-    if (code.kind === 'backup_code') {
-      const hashes = await deps.enrollments.unusedBackupCodeHashes(challenge.username);
-      const index = await findBackupCodeIndex(code.code, hashes);
-      if (index < 0) return 'bad_code';
-      return (await deps.enrollments.consumeBackupCode(challenge.username, hashes[index]!))
-        ? 'ok'
-        : 'replayed';
+  /**
+   * Reads the user's enrollment under a version token: `known`, one read before this call
+   * (the challenge's), or a fresh one. Undefined when not enrolled.
+   */
+  async function load(username: string, known?: string): Promise<KeptEnrollment | undefined> {
+    let version = known;
+    if (version === undefined) {
+      try {
+        version = await enrollmentVersion(deps.redis, deps.keyPrefix, username);
+      } catch {
+        throw unavailable('the enrollment state');
+      }
     }
-    if (code.digits.length !== enrollment.digits) return 'bad_code';
-    let secret: string;
+    const enrollment = await deps.enrollments.get(username);
+    if (!enrollment) return undefined;
+    const entry: KeptEnrollment = {
+      version,
+      key: decodeBase32(decrypt(username, enrollment)),
+      params: { algorithm: enrollment.algorithm, digits: enrollment.digits, period: enrollment.period },
+      readAt: Date.now(),
+    };
+    cache.set(username, entry);
+    return entry;
+  }
+
+  function decrypt(username: string, enrollment: Enrollment): string {
     try {
-      secret = decryptSecret(deps.keyRing, challenge.username, enrollment.secretCiphertext);
+      return decryptSecret(deps.keyRing, username, enrollment.secretCiphertext);
     } catch (err) {
       if (!(err instanceof SecretDecryptionError)) throw err;
       // Tampered, copied from another user, or under a retired key: never accept a code.
       throw new VerificationError(
         'conflict',
-        `the stored authenticator of ${challenge.username} cannot be decrypted (${err.failure}); an admin must reset it`,
+        `the stored authenticator of ${username} cannot be decrypted (${err.failure}); an admin must reset it`,
       );
     }
-    const result = await verifyTotp(secret, code.digits, {
-      algorithm: enrollment.algorithm,
-      digits: enrollment.digits,
-      period: enrollment.period,
-      ...(deps.window !== undefined ? { window: deps.window } : {}),
-    });
-    if (!result.valid) return 'bad_code';
-    const fresh = await acceptTimeStep(deps.redis, deps.keyPrefix, challenge.username, result.timeStep, {
-      period: enrollment.period,
-      ...(deps.window !== undefined ? { window: deps.window } : {}),
-    });
-    return fresh ? 'ok' : 'replayed';
+  }
+
+  async function lockOf(challenge: Challenge): Promise<'locked' | null> {
+    const lock = await deps.readLock(challenge.username, challenge.ip);
+    if (lock === 'unknown') throw unavailable('lockout state');
+    return lock !== null ? 'locked' : null;
+  }
+
+  async function checkBackupCode(challenge: Challenge, code: string): Promise<Outcome> {
+    const [locked, enrollment] = await Promise.all([
+      lockOf(challenge),
+      deps.enrollments.get(challenge.username),
+    ]);
+    if (locked) return locked;
+    if (!enrollment) return 'bad_code'; // reset since the challenge was made
+    const hashes = await deps.enrollments.unusedBackupCodeHashes(challenge.username);
+    const index = await findBackupCodeIndex(code, hashes);
+    if (index < 0) return 'bad_code';
+    return (await deps.enrollments.consumeBackupCode(challenge.username, hashes[index]!)) ? 'ok' : 'replayed';
+  }
+
+  /**
+   * The enrollment the verifier sealed into the challenge, under the version read before
+   * it; undefined when there is none or it no longer decrypts (a key retired since: the
+   * row is read again).
+   */
+  function fromChallenge(challenge: Challenge): KeptEnrollment | undefined {
+    const sealed = challenge.sealedEnrollment;
+    if (!sealed || challenge.enrollmentVersion === undefined) return undefined;
+    let secret: string;
+    try {
+      secret = decryptSecret(deps.keyRing, challenge.username, sealed.ciphertext);
+    } catch {
+      return undefined;
+    }
+    const entry: KeptEnrollment = {
+      version: challenge.enrollmentVersion,
+      key: decodeBase32(secret),
+      params: { algorithm: sealed.algorithm, digits: sealed.digits, period: sealed.period },
+      readAt: Date.now(),
+    };
+    cache.set(challenge.username, entry);
+    return entry;
+  }
+
+  async function checkTotp(challenge: Challenge, digits: string): Promise<Outcome> {
+    const { username } = challenge;
+    // A copy (kept in memory, or sealed into the challenge) is used as it is: its version
+    // is checked by the replay guard's script, and again when a code does not match it
+    // (the user may have enrolled anew). Without one, the row is read under the version.
+    const copy = cache.get(username, Date.now()) ?? fromChallenge(challenge);
+    const [locked, first] = await Promise.all([
+      lockOf(challenge),
+      copy ?? load(username, challenge.enrollmentVersion),
+    ]);
+    if (locked) return locked;
+    let entry = first;
+    for (let round = 0; ; round++) {
+      if (!entry) return 'bad_code'; // not enrolled (reset since the challenge was made)
+      const fromCopy = round === 0 && copy !== undefined;
+      const result =
+        digits.length === entry.params.digits
+          ? verifyTotpKey(entry.key, digits, { ...entry.params, ...windowOption })
+          : ({ valid: false } as const);
+      let verdict: 'accepted' | 'replayed' | 'stale' | 'bad_code';
+      try {
+        if (result.valid) {
+          verdict = await acceptTimeStepOfVersion(
+            deps.redis,
+            deps.keyPrefix,
+            username,
+            result.timeStep,
+            entry.version,
+            { period: entry.params.period, ...windowOption },
+          );
+        } else if (fromCopy) {
+          const current = await enrollmentVersion(deps.redis, deps.keyPrefix, username);
+          verdict = current === entry.version ? 'bad_code' : 'stale';
+        } else {
+          verdict = 'bad_code';
+        }
+      } catch (err) {
+        if (err instanceof VerificationError) throw err;
+        throw unavailable('the replay guard');
+      }
+      if (verdict === 'accepted') return 'ok';
+      if (verdict !== 'stale') return verdict;
+      cache.delete(username);
+      // Changed twice while one code was checked: an admin is resetting it right now.
+      if (round >= 2) throw unavailable('the enrollment (it is being changed)');
+      entry = await load(username);
+    }
   }
 
   return {
-    async verify(challengeId: string, rawCode: unknown): Promise<VerifyResult> {
+    /** Enrollments kept in memory (for tests and metrics). */
+    cache,
+    /**
+     * Verifies `rawCode` for the challenge. With `appId` (the api's route), a challenge of
+     * another app throws {@link ForeignChallengeError} and counts no attempt.
+     */
+    async verify(
+      challengeId: string,
+      rawCode: unknown,
+      options: { appId?: string } = {},
+    ): Promise<VerifyResult> {
       const code = classifyCode(rawCode);
-      const attempt = await deps.challenges.takeAttempt(challengeId);
+      let attempt: Awaited<ReturnType<ChallengeStore['takeAttempt']>>;
+      try {
+        attempt = await deps.challenges.takeAttempt(challengeId, options);
+      } catch {
+        throw unavailable('the challenge state');
+      }
       if (attempt.kind === 'missing') {
         throw new VerificationError(
           'not_found',
           'unknown or expired challenge; sign in again to get a new one',
         );
       }
+      if (attempt.kind === 'forbidden') throw new ForeignChallengeError(attempt.ownerAppId);
       const { challenge } = attempt;
-      const outcome = attempt.kind === 'exhausted' ? 'expired' : await check(challenge, code);
+      const outcome =
+        attempt.kind === 'exhausted'
+          ? 'expired'
+          : code.kind === 'totp'
+            ? await checkTotp(challenge, code.digits)
+            : await checkBackupCode(challenge, code.code);
       const base = { appId: challenge.appId, session: challenge.session, challengeId };
       if (outcome === 'ok') {
-        await deps.challenges.complete(challengeId);
         const method = code.kind;
-        await deps.producer.publish('secondFactor', [
-          createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
+        await Promise.all([
+          // The code is spent either way (replay guard); a challenge left behind expires.
+          deps.challenges.complete(challengeId).catch(() => false),
+          deps.producer.publish('secondFactor', [
+            createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
+          ]),
         ]);
         return { verified: true, method, challenge };
       }
@@ -149,4 +335,5 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
     },
   };
 }
+type Outcome = 'ok' | 'bad_code' | 'replayed' | 'locked';
 export type CodeVerifier = ReturnType<typeof createCodeVerifier>;

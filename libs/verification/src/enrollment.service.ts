@@ -17,7 +17,7 @@ import {
   type TotpParameters,
 } from '@twofold/otp';
 import { taggedKey, type Redis } from '@twofold/redis';
-import { acceptTimeStep } from '@twofold/state';
+import { acceptTimeStep, bumpEnrollmentVersion } from '@twofold/state';
 import { AlreadyEnrolledError, type EnrollmentsRepository } from '@twofold/store';
 import { VerificationError } from './errors.js';
 
@@ -61,6 +61,18 @@ export function createEnrollmentService(deps: {
   const source = deps.source ?? 'service/api';
   const issuer = deps.issuer ?? 'twofold';
 
+  /**
+   * Makes every code verifier's kept copy of the user's enrollment stale (see the code
+   * verifier's cache). Throws `unavailable` when Redis cannot record it.
+   */
+  async function invalidateKeptCopies(username: string, what: string): Promise<void> {
+    try {
+      await bumpEnrollmentVersion(deps.redis, deps.keyPrefix, username);
+    } catch {
+      throw new VerificationError('unavailable', `the enrollment state is unavailable; ${what}`);
+    }
+  }
+
   async function ensureNotEnrolled(username: string) {
     if (await deps.enrollments.get(username)) {
       throw new VerificationError(
@@ -102,6 +114,9 @@ export function createEnrollmentService(deps: {
       if (err instanceof AlreadyEnrolledError) throw new VerificationError('conflict', err.message);
       throw err;
     }
+    // Belt and braces (a reset already changed the version, or refused): best effort, since
+    // failing here would lose the backup codes of an enrollment that is active.
+    await bumpEnrollmentVersion(deps.redis, deps.keyPrefix, username).catch(() => undefined);
     await deps.producer.publish('secondFactor', [
       createEvent('twofold.enrollment.activated', source, username, { method: origin }),
     ]);
@@ -219,10 +234,21 @@ export function createEnrollmentService(deps: {
       return backupCodes.length ? { username, backupCodes } : null;
     },
 
-    /** Removes a lost authenticator; the user enrolls again at the next login. */
+    /**
+     * Removes a lost authenticator; the user enrolls again at the next login. Every code
+     * verifier sees it at its next code: the enrollment version changes before the row goes
+     * (so a replica cannot keep the old one under the old version) and again after (so one
+     * that read the row in between cannot either). Refused with `unavailable`, nothing
+     * changed, when Redis cannot record the first change; repeating a reset repeats both.
+     */
     async reset(rawUsername: string, by: string): Promise<boolean> {
       const username = normalizeUsername(rawUsername);
+      await invalidateKeptCopies(username, 'nothing was reset; try again');
       const existed = await deps.enrollments.reset(username);
+      await invalidateKeptCopies(
+        username,
+        'the authenticator was removed, but replicas may still accept it: reset again',
+      );
       if (existed) {
         await deps.producer.publishMany([
           {

@@ -33,9 +33,16 @@ export function createDecisionWaiter(deps: {
     stop: () => deps.subscriber.quit(),
     /**
      * Registers interest before `publish()` runs (so the answer cannot slip past), then
-     * waits up to timeoutMs; resolves undefined on timeout.
+     * waits up to timeoutMs; resolves undefined on timeout. `mayBeDecided`: the event id
+     * came from the app, so the login may be a repeat decided already (then the kept
+     * decision is read once after publishing); an id the api just made cannot be.
      */
-    async waitFor(loginEventId: string, timeoutMs: number, publish: () => Promise<void>) {
+    async waitFor(
+      loginEventId: string,
+      timeoutMs: number,
+      publish: () => Promise<void>,
+      options: { mayBeDecided?: boolean } = {},
+    ) {
       let resolveDecision!: (d: SecondFactorDecided | undefined) => void;
       const result = new Promise<SecondFactorDecided | undefined>((resolve) => (resolveDecision = resolve));
       const listeners = waiting.get(loginEventId) ?? new Set();
@@ -44,9 +51,11 @@ export function createDecisionWaiter(deps: {
       const timer = setTimeout(() => resolveDecision(undefined), timeoutMs);
       try {
         await publish();
-        // A repeated event id may have been decided already.
-        const known = await deps.decisions.get(loginEventId).catch(() => undefined);
-        if (known) resolveDecision(known);
+        if (options.mayBeDecided ?? true) {
+          // A repeated event id may have been decided already.
+          const known = await deps.decisions.get(loginEventId).catch(() => undefined);
+          if (known) resolveDecision(known);
+        }
         return await result;
       } finally {
         clearTimeout(timer);

@@ -9,8 +9,8 @@ export type DecideLogins = (
 
 /**
  * Handles a batch of login events: decides each successful login, keeps the decision
- * (first one wins, so a redelivery repeats it), publishes `2fa.decided`, and announces it
- * to api replicas waiting on `?wait=decision`. Redis being down does not stop decisions:
+ * (first one wins, so a redelivery repeats it) and announces it to api replicas waiting on
+ * `?wait=decision`, then publishes `2fa.decided`. Redis being down does not stop decisions:
  * they are published anyway (fail-closed answers), only not kept for `?wait`.
  */
 export function createLoginHandler(deps: {
@@ -27,28 +27,22 @@ export function createLoginHandler(deps: {
       .filter((e): e is TwofoldEvent<'twofold.login.succeeded'> => e.type === 'twofold.login.succeeded');
     if (logins.length === 0) return;
     const decided = await deps.decide(logins);
-    const kept = await Promise.all(
-      decided.map((d) =>
-        deps.decisions.keep(d).catch((err: unknown) => {
-          deps.logger.warn({ err }, 'decision not kept in Redis');
-          return d;
+    // One round trip keeps each decision (the first one kept wins, so a redelivery repeats
+    // it, challenge id included) and announces the kept one to api requests waiting on
+    // `?wait=decision`. Then `2fa.decided`, with deterministic ids: a redelivered login
+    // yields the same event id, which the audit sink and every consumer de-duplicate on.
+    const stored = await deps.decisions.keepAndAnnounce(decided);
+    const failed = stored.find((s): s is Error => s instanceof Error);
+    if (failed) deps.logger.warn({ err: failed }, 'decisions not kept in Redis');
+    const kept = stored.map((s, i) => (s instanceof Error ? decided[i]! : s));
+    await deps.producer.publish(
+      'secondFactor',
+      kept.map((d, i) =>
+        createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, d, {
+          id: `decided-${logins[i]!.id}`,
         }),
       ),
     );
-    // Deterministic ids: a redelivered login yields the same event id, which the audit
-    // sink and every consumer de-duplicate on. Waiting api requests hear the decision at
-    // once; it is kept in Redis first, so a crash before the publish repeats it unchanged.
-    await Promise.all([
-      deps.producer.publish(
-        'secondFactor',
-        kept.map((d, i) =>
-          createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, d, {
-            id: `decided-${logins[i]!.id}`,
-          }),
-        ),
-      ),
-      deps.decisions.announce(kept).catch(() => undefined),
-    ]);
     const now = Date.now();
     for (const [i, d] of kept.entries()) {
       deps.decisionsTotal.inc({ decision: d.decision, reason: d.reason });

@@ -22,7 +22,9 @@ const logger = createLogger({ service: 'verifier', level: config.logLevel });
 const metrics = createServiceMetrics('verifier');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
-const redis = createRedis(config.redis.url, 'state');
+// Auto-pipelining: the commands a batch issues in one tick (session reads, lock reads, the
+// challenges, the decisions) leave in one write instead of one write each.
+const redis = createRedis(config.redis.url, 'state', { enableAutoPipelining: true });
 const pool = createPool({
   url: config.database.url,
   schema: config.database.schema,

@@ -1,11 +1,12 @@
 import { createBatchConsumer, type EventProducer, type Kafka } from '@twofold/kafka';
 import { pingRedis, type Redis } from '@twofold/redis';
-import { createChallengeStore, createDecisionStore } from '@twofold/state';
+import { createChallengeStore, createDecisionStore, enrollmentVersions } from '@twofold/state';
 import { pingPostgres, type EnrollmentsRepository, type Pool } from '@twofold/store';
 import { Counter, Histogram, type Logger, type ServiceMetrics } from '@twofold/telemetry';
-import type { PolicySnapshot } from '@twofold/verification';
+import { readSealedEnrollments, type PolicySnapshot } from '@twofold/verification';
 import { createLoginDecider, type LoginStateReader } from './login-decider.js';
 import { createLoginHandler } from './login.consumer.js';
+import { coalesceBatches } from './batch-coalescer.js';
 
 export interface VerifierDeps {
   kafka: Kafka;
@@ -41,6 +42,8 @@ export function buildVerifier(deps: VerifierDeps) {
     enrollments: deps.enrollments,
     state: deps.state,
     challenges: createChallengeStore(deps.redis, deps.keyPrefix),
+    enrollmentVersions: (usernames) => enrollmentVersions(deps.redis, deps.keyPrefix, usernames),
+    sealedEnrollments: (usernames) => readSealedEnrollments(deps.pool, usernames),
     logger: deps.logger,
   });
   const consumer = createBatchConsumer({
@@ -51,14 +54,17 @@ export function buildVerifier(deps: VerifierDeps) {
     logger: deps.logger,
     metrics: deps.metrics,
     partitionsConsumedConcurrently: 12,
-    handle: createLoginHandler({
-      decide,
-      decisions,
-      producer: deps.producer,
-      logger: deps.logger,
-      decisionsTotal,
-      decisionLatency,
-    }),
+    // The partitions' batches of one fetch are decided together (one query, one pipeline).
+    handle: coalesceBatches(
+      createLoginHandler({
+        decide,
+        decisions,
+        producer: deps.producer,
+        logger: deps.logger,
+        decisionsTotal,
+        decisionLatency,
+      }),
+    ),
   });
   return {
     async start() {

@@ -1,7 +1,7 @@
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { isChallengeId, type ChallengeStore } from '@twofold/state';
-import type { CodeVerifier } from '@twofold/verification';
+import { ForeignChallengeError, type CodeVerifier } from '@twofold/verification';
 import type { Authenticator } from '../auth.js';
 import { problems } from '../problem.js';
 
@@ -23,7 +23,8 @@ export const VerifyResponse = Type.Object({
 export function challengesRoute(deps: {
   auth: Authenticator;
   verifier: CodeVerifier;
-  challenges: ChallengeStore;
+  /** Kept for the wiring's sake: the verifier reads the challenge itself. */
+  challenges?: ChallengeStore;
 }): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
@@ -45,11 +46,14 @@ export function challengesRoute(deps: {
         const { challengeId } = request.params;
         if (!isChallengeId(challengeId))
           throw problems.notFound('unknown or expired challenge; sign in again to get a new one');
-        const challenge = await deps.challenges.get(challengeId);
-        if (challenge && challenge.appId !== caller.appId) {
-          throw problems.forbidden(`this challenge belongs to app ${challenge.appId}, not ${caller.appId}`);
+        // One script counts the attempt and refuses another app's challenge (no attempt counted).
+        let result;
+        try {
+          result = await deps.verifier.verify(challengeId, request.body.code, { appId: caller.appId });
+        } catch (err) {
+          if (!(err instanceof ForeignChallengeError)) throw err;
+          throw problems.forbidden(`this challenge belongs to app ${err.ownerAppId}, not ${caller.appId}`);
         }
-        const result = await deps.verifier.verify(challengeId, request.body.code);
         return result.verified
           ? { verified: true, method: result.method }
           : { verified: false, reason: result.reason, attemptsLeft: result.attemptsLeft };

@@ -74,7 +74,9 @@ export function loginEventsRoute(deps: {
         }
         const publish = () => deps.producer.publish('login', [event]);
         if (request.query.wait === 'decision' && event.type === 'twofold.login.succeeded') {
-          const decision = await deps.waiter.waitFor(event.id, request.query.timeoutMs ?? 5_000, publish);
+          const decision = await deps.waiter.waitFor(event.id, request.query.timeoutMs ?? 5_000, publish, {
+            mayBeDecided: body.id !== undefined,
+          });
           if (decision) return reply.code(200).send(decision);
           return reply.code(202).send({ id: event.id });
         }

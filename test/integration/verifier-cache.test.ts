@@ -1,0 +1,163 @@
+// Issue 3's fast path stays correct: code verifiers keep a user's enrollment (in memory, and
+// sealed into the challenge by the verifier) and check its version in the replay guard's
+// script. A reset through one api replica is seen at once by another that keeps the old
+// authenticator; the replay guard and the attempt count stay atomic across replicas.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSessionToken } from '@twofold/contracts';
+import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, enrollmentVersionKey } from '@twofold/state';
+import { oathtoolTotp, secretOf } from '../support/otp.js';
+import { apiClient, startServices, type RunningServices } from '../support/services.js';
+import { isolated, type Isolated } from '../support/stack.js';
+
+type Decision = { decision: string; reason: string; challengeId?: string };
+type Verified = { verified: boolean; reason?: string };
+
+let world: Isolated;
+let first: RunningServices; // api A and the verifier
+let second: RunningServices; // api B, another replica
+let redis: Redis;
+let appKey: string;
+const now = () => Math.floor(Date.now() / 1000);
+const at = (s: RunningServices) => apiClient(s.apiUrl, appKey);
+const admin = (s: RunningServices) => apiClient(s.apiUrl, world.env['TWOFOLD_ADMIN_KEY']);
+
+async function enroll(via: RunningServices, username: string): Promise<string> {
+  const started = await at(via)<{ enrollmentId: string; otpauthUri: string }>('POST', '/v1/enrollments', {
+    username,
+  });
+  expect(started.status).toBe(201);
+  const secret = secretOf(started.body.otpauthUri);
+  const confirmed = await at(via)('POST', `/v1/enrollments/${started.body.enrollmentId}/confirm`, {
+    code: oathtoolTotp(secret, { atSeconds: now() - 30 }),
+  });
+  expect(confirmed.status, JSON.stringify(confirmed.body)).toBe(200);
+  return secret;
+}
+
+async function login(via: RunningServices, username: string): Promise<Decision> {
+  const res = await at(via)<Decision>('POST', '/v1/login-events?wait=decision&timeoutMs=15000', {
+    type: 'twofold.login.succeeded',
+    subject: username,
+    data: {
+      appId: 'jira',
+      session: hashSessionToken(randomUUID()),
+      method: 'password',
+      ip: '203.0.113.77',
+    },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+const verify = (via: RunningServices, challengeId: string, code: string) =>
+  at(via)<Verified>('POST', `/v1/challenges/${challengeId}/verify`, { code });
+
+beforeAll(async () => {
+  world = await isolated('verifier-cache', { database: true });
+  first = await startServices(world, ['api', 'verifier']);
+  second = await startServices(world, ['api']);
+  const app = await admin(first)<{ key: string }>('POST', '/v1/admin/apps', { appId: 'jira' });
+  expect(app.status).toBe(201);
+  appKey = app.body.key;
+  redis = createRedis(world.config.redis.url, 'state');
+  await waitForRedis(redis);
+}, 120_000);
+
+afterAll(async () => {
+  await redis?.quit();
+  const codes = new Map([...((await second?.stop()) ?? []), ...((await first?.stop()) ?? [])]);
+  await world?.cleanup();
+  for (const [name, code] of codes) expect(code, `${name} exit code after SIGTERM`).toBe(0);
+});
+
+describe('enrollments kept by code verifiers', () => {
+  it('a reset through api B is seen at once by api A, which kept the old authenticator', async () => {
+    const t = now();
+    const old = await enroll(first, 'vera');
+    // A checks a code: it keeps vera's authenticator from now on.
+    const c1 = await login(first, 'vera');
+    expect((await verify(first, c1.challengeId!, oathtoolTotp(old, { atSeconds: t }))).body).toMatchObject({
+      verified: true,
+    });
+    // A challenge made before the reset carries the old authenticator sealed in it.
+    const c2 = await login(first, 'vera');
+    const versionBefore = await redis.get(enrollmentVersionKey(world.config.redis.keyPrefix, 'vera'));
+    expect(versionBefore).toBeTruthy();
+
+    expect((await admin(second)('DELETE', '/v1/admin/users/vera/enrollment')).status).toBe(204);
+    expect(await redis.get(enrollmentVersionKey(world.config.redis.keyPrefix, 'vera'))).not.toBe(
+      versionBefore,
+    );
+
+    // A fresh code of the old authenticator: refused by A at once, nothing recorded.
+    const fresh = oathtoolTotp(old, { atSeconds: t + 30 });
+    expect((await verify(first, c2.challengeId!, fresh)).body).toMatchObject({
+      verified: false,
+      reason: 'bad_code',
+    });
+    // Not enrolled any more: the next login asks to enroll.
+    expect(await login(first, 'vera')).toMatchObject({ decision: 'enroll', reason: 'not_enrolled' });
+
+    // Enrolled again through B with a new secret: A refuses the old one, takes the new one.
+    const renewed = await enroll(second, 'vera');
+    const c3 = await login(first, 'vera');
+    expect((await verify(first, c3.challengeId!, fresh)).body).toMatchObject({
+      verified: false,
+      reason: 'bad_code',
+    });
+    const c4 = await login(first, 'vera');
+    expect(
+      (await verify(first, c4.challengeId!, oathtoolTotp(renewed, { atSeconds: t + 30 }))).body,
+    ).toMatchObject({ verified: true });
+  });
+
+  it('the same fresh code sent to both replicas for ten challenges at once: exactly one succeeds', async () => {
+    const secret = await enroll(first, 'walt');
+    // Both replicas keep walt's authenticator first, so the race is between kept copies.
+    const warm = await Promise.all([login(first, 'walt'), login(first, 'walt')]);
+    const warmCode = oathtoolTotp(secret, { atSeconds: now() });
+    const warmed = await Promise.all([
+      verify(first, warm[0].challengeId!, warmCode),
+      verify(second, warm[1].challengeId!, warmCode),
+    ]);
+    expect(warmed.filter((r) => r.body.verified)).toHaveLength(1);
+
+    const decisions = await Promise.all(Array.from({ length: 10 }, () => login(first, 'walt')));
+    const code = oathtoolTotp(secret, { atSeconds: now() + 30 });
+    const results = await Promise.all(
+      decisions.map((d, i) => verify(i % 2 === 0 ? first : second, d.challengeId!, code)),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 200));
+    expect(results.filter((r) => r.body.verified)).toHaveLength(1);
+    expect(results.filter((r) => r.body.reason === 'replayed')).toHaveLength(9);
+  });
+});
+
+describe('challenge attempts (one script)', () => {
+  it('concurrent attempts on one challenge are counted exactly; another app counts none', async () => {
+    const store = createChallengeStore(redis, world.config.redis.keyPrefix);
+    const challenge = await store.create({
+      username: 'xena',
+      appId: 'jira',
+      session: hashSessionToken(randomUUID()),
+      ip: '203.0.113.78',
+      loginEventId: randomUUID(),
+    });
+    const foreign = await store.takeAttempt(challenge.challengeId, { appId: 'bitbucket' });
+    expect(foreign).toEqual({ kind: 'forbidden', ownerAppId: 'jira' });
+    expect((await store.get(challenge.challengeId))?.attempts).toBe(0);
+
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => store.takeAttempt(challenge.challengeId, { appId: 'jira' })),
+    );
+    const kinds = results.map((r) => r.kind);
+    expect(kinds.filter((k) => k === 'ok')).toHaveLength(CHALLENGE_MAX_ATTEMPTS);
+    expect(kinds.filter((k) => k === 'exhausted')).toHaveLength(1);
+    expect(kinds.filter((k) => k === 'missing')).toHaveLength(20 - CHALLENGE_MAX_ATTEMPTS - 1);
+    const counted = results.flatMap((r) => (r.kind === 'ok' ? [r.challenge.attempts] : []));
+    expect(counted.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5]);
+    expect(await store.get(challenge.challengeId)).toBeUndefined();
+  });
+});
