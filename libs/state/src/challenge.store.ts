@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { taggedKey, type Redis } from '@twofold/redis';
-import { runScript } from './scripts.js';
+import { runScript, runScriptMany } from './scripts.js';
 
 /** A prompt for the second factor, created when a login is decided `challenge`. */
 export interface Challenge {
@@ -92,44 +92,24 @@ function newChallenge(input: ChallengeInput, now: number): Challenge {
   };
 }
 
-const definedOn = new WeakSet<Redis>();
-
 export function createChallengeStore(redis: Redis, prefix: string) {
-  const define = () => {
-    if (definedOn.has(redis)) return;
-    redis.defineCommand('twofoldCreateChallenge', { numberOfKeys: 1, lua: CREATE });
-    definedOn.add(redis);
-  };
-  type WithCreate = { twofoldCreateChallenge(key: string, data: string, app: string, ttl: number): unknown };
-
   /**
    * Stores many challenges in one round trip (the verifier creates a batch's at once).
    * Each entry is the challenge, or the error that kept it from being stored.
    */
   async function createMany(inputs: readonly ChallengeInput[]): Promise<(Challenge | Error)[]> {
-    if (inputs.length === 0) return [];
-    define();
     const now = Date.now();
     const challenges = inputs.map((input) => newChallenge(input, now));
-    const pipeline = redis.pipeline();
-    for (const c of challenges) {
-      (pipeline as unknown as WithCreate).twofoldCreateChallenge(
-        challengeKey(prefix, c.challengeId),
-        JSON.stringify(c),
-        c.appId,
-        CHALLENGE_TTL_SECONDS,
-      );
-    }
-    let results: [Error | null, unknown][];
-    try {
-      results = (await pipeline.exec()) ?? [];
-    } catch (err) {
-      return challenges.map(() => (err instanceof Error ? err : new Error(String(err))));
-    }
-    return challenges.map((c, i) => {
-      const reply = results[i];
-      return reply ? (reply[0] ?? c) : new Error('no reply from Redis for a challenge');
-    });
+    const replies = await runScriptMany(
+      redis,
+      'twofoldCreateChallenge',
+      CREATE,
+      challenges.map((c) => ({
+        keys: [challengeKey(prefix, c.challengeId)],
+        args: [JSON.stringify(c), c.appId, CHALLENGE_TTL_SECONDS],
+      })),
+    );
+    return challenges.map((c, i) => (replies[i] instanceof Error ? (replies[i] as Error) : c));
   }
 
   return {

@@ -1,5 +1,6 @@
 import type { Redis } from '@twofold/redis';
 import type { SecondFactorDecided } from '@twofold/contracts';
+import { runScriptMany } from './scripts.js';
 
 /** How long a decision stays readable for `?wait=decision` and for redelivered logins. */
 export const DECISION_TTL_SECONDS = 600;
@@ -27,9 +28,6 @@ redis.call('PUBLISH', ARGV[3], kept)
 return kept
 `;
 
-const definedOn = new WeakSet<Redis>();
-type WithKeep = { twofoldKeepDecision(key: string, value: string, ttl: number, channel: string): unknown };
-
 /**
  * Decisions by login event id. The first decision stored for an event wins, so a login
  * redelivered after a crash gets the very same answer, challenge id included.
@@ -53,31 +51,19 @@ export function createDecisionStore(redis: Redis, prefix: string) {
     async keepAndAnnounce(
       decisions: readonly SecondFactorDecided[],
     ): Promise<(SecondFactorDecided | Error)[]> {
-      if (decisions.length === 0) return [];
-      if (!definedOn.has(redis)) {
-        redis.defineCommand('twofoldKeepDecision', { numberOfKeys: 1, lua: KEEP_AND_ANNOUNCE });
-        definedOn.add(redis);
-      }
-      const pipeline = redis.pipeline();
-      for (const d of decisions) {
-        (pipeline as unknown as WithKeep).twofoldKeepDecision(
-          decisionKey(prefix, d.loginEventId),
-          JSON.stringify(d),
-          DECISION_TTL_SECONDS,
-          channel,
-        );
-      }
-      let results: [Error | null, unknown][];
-      try {
-        results = (await pipeline.exec()) ?? [];
-      } catch (err) {
-        return decisions.map(() => (err instanceof Error ? err : new Error(String(err))));
-      }
+      const replies = await runScriptMany(
+        redis,
+        'twofoldKeepDecision',
+        KEEP_AND_ANNOUNCE,
+        decisions.map((d) => ({
+          keys: [decisionKey(prefix, d.loginEventId)],
+          args: [JSON.stringify(d), DECISION_TTL_SECONDS, channel],
+        })),
+      );
       return decisions.map((d, i) => {
-        const reply = results[i];
-        if (!reply) return new Error('no reply from Redis for a decision');
-        if (reply[0]) return reply[0];
-        return typeof reply[1] === 'string' ? (JSON.parse(reply[1]) as SecondFactorDecided) : d;
+        const reply = replies[i];
+        if (reply instanceof Error) return reply;
+        return typeof reply === 'string' ? (JSON.parse(reply) as SecondFactorDecided) : d;
       });
     },
     async announce(decisions: readonly SecondFactorDecided[]): Promise<void> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { REPLAY_GUARD_SCRIPT, replayGuardTtlSeconds } from '@twofold/otp';
 import { taggedKey, type Redis } from '@twofold/redis';
-import { runScript } from './scripts.js';
+import { runScript, runScriptMany } from './scripts.js';
 
 /** Key of a user's last accepted TOTP step (hash-tagged per user). */
 export function replayKey(prefix: string, username: string): string {
@@ -62,29 +62,17 @@ export async function enrollmentVersions(
   prefix: string,
   usernames: readonly string[],
 ): Promise<(string | undefined)[]> {
-  if (usernames.length === 0) return [];
-  if (!versionDefinedOn.has(redis)) {
-    redis.defineCommand('twofoldEnrollmentVersionOf', { numberOfKeys: 1, lua: VERSION_SCRIPT });
-    versionDefinedOn.add(redis);
-  }
-  const pipeline = redis.pipeline() as unknown as {
-    twofoldEnrollmentVersionOf(key: string, token: string, ttl: number): unknown;
-    exec(): Promise<[Error | null, unknown][] | null>;
-  };
-  for (const username of usernames) {
-    pipeline.twofoldEnrollmentVersionOf(
-      enrollmentVersionKey(prefix, username),
-      newToken(),
-      ENROLLMENT_VERSION_TTL_SECONDS,
-    );
-  }
-  const results = (await pipeline.exec()) ?? [];
-  return usernames.map((_, i) => {
-    const reply = results[i];
-    return reply && !reply[0] && typeof reply[1] === 'string' ? reply[1] : undefined;
-  });
+  const replies = await runScriptMany(
+    redis,
+    'twofoldEnrollmentVersion',
+    VERSION_SCRIPT,
+    usernames.map((username) => ({
+      keys: [enrollmentVersionKey(prefix, username)],
+      args: [newToken(), ENROLLMENT_VERSION_TTL_SECONDS],
+    })),
+  );
+  return replies.map((reply) => (typeof reply === 'string' ? reply : undefined));
 }
-const versionDefinedOn = new WeakSet<Redis>();
 
 /**
  * Gives the user's enrollment a new version token: every copy kept by a code verifier is
