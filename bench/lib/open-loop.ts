@@ -119,12 +119,14 @@ export async function runOpenLoop(options: OpenLoopOptions): Promise<OpenLoopRes
     await Promise.race([...pending, new Promise((r) => setTimeout(r, 100))]);
   }
   agent.destroy();
+  // A snapshot: answers still arriving after the deadline (counted as failed here) must not
+  // change the figures once returned.
   return {
     sent,
     answered,
     failed: failed + pending.size,
-    latencies,
-    statuses,
+    latencies: [...latencies],
+    statuses: { ...statuses },
     seconds: ((lastAnswer || performance.now()) - start) / 1000,
     maxSendDelayMs,
   };
