@@ -15,12 +15,15 @@
 //     what else runs on the machine: capacity ≈ cores / (sink + Postgres + broker CPU per row)).
 //
 // Run: `node --conditions=twofold-source --import tsx bench/audit-sink.bench.ts [--quick]`.
-// BENCH_AUDIT_EVENTS (backlog size), BENCH_AUDIT_RATE (default 10000), BENCH_AUDIT_SECONDS.
+// BENCH_AUDIT_EVENTS (backlog size), BENCH_AUDIT_RATE (default 10000), BENCH_AUDIT_SECONDS,
+// BENCH_AUDIT_DIRECT_ROWS (phase 3; 0 skips it), BENCH_CPU_PROFILE=<dir> (a CPU profile of
+// the sink process, summarized).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadCommonConfig } from '@twofold/config';
 import {
@@ -35,6 +38,8 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics, groupLag 
 import { createAuditRepository, createPool, quoteIdent, runMigrations, type AuditRow } from '@twofold/store';
 import { createLogger } from '@twofold/telemetry';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
+import { summarizeProfiles } from './lib/cpu-profile.js';
+import { findings } from './lib/findings.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -216,6 +221,10 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
   const backlog = Number(process.env['BENCH_AUDIT_EVENTS'] ?? (opts.quick ? 30_000 : 200_000));
   const rate = Number(process.env['BENCH_AUDIT_RATE'] ?? 10_000);
   const seconds = Number(process.env['BENCH_AUDIT_SECONDS'] ?? (opts.quick ? 15 : 60));
+  const directRows = Number(process.env['BENCH_AUDIT_DIRECT_ROWS'] ?? (opts.quick ? 20_000 : 100_000));
+  const profileDir = process.env['BENCH_CPU_PROFILE']
+    ? mkdtempSync(join(process.env['BENCH_CPU_PROFILE'], 'audit-sink-'))
+    : undefined;
 
   const id = `bench-audit-${randomUUID().slice(0, 8)}`;
   const env: Record<string, string> = {
@@ -275,7 +284,13 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
     const metricsPort = await freePort();
     sink = spawn(
       process.execPath,
-      ['--conditions=twofold-source', '--import', 'tsx', 'services/audit-sink/src/main.ts'],
+      [
+        ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
+        '--conditions=twofold-source',
+        '--import',
+        'tsx',
+        'services/audit-sink/src/main.ts',
+      ],
       {
         cwd: REPO_ROOT,
         env: { ...env, METRICS_PORT: String(metricsPort) },
@@ -351,11 +366,21 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
 
     // 3. Postgres alone, the sink stopped.
     await stopSink();
-    const direct = await directInsert(
-      config.database.url,
-      config.database.schema,
-      opts.quick ? 20_000 : 100_000,
-    );
+    if (profileDir) {
+      for (const summary of summarizeProfiles(profileDir)) {
+        findings.addProfile({
+          bench: 'audit-sink',
+          phase: 'backlog and steady load',
+          service: 'audit-sink',
+          summary,
+        });
+        process.stderr.write(`profile of the audit sink: ${JSON.stringify(summary)}\n`);
+      }
+    }
+    const direct =
+      directRows > 0
+        ? await directInsert(config.database.url, config.database.schema, directRows)
+        : { rowsPerS: Number.NaN, pgCpuUsPerRow: Number.NaN };
     return {
       backlog_events: backlog,
       backlog_produce_events_per_s: Math.round(backlog / (produceMs / 1000)),
