@@ -1,5 +1,5 @@
 import type { PolicySettings, RuleModeValue } from '@twofold/contracts';
-import type { Pool } from './pool.js';
+import { checkOut, type Pool } from './pool.js';
 
 export type RuleKind = 'user' | 'group' | 'app';
 
@@ -26,7 +26,8 @@ export function createPolicyRepository(pool: Pool) {
     },
     /** Reads settings and rules in one snapshot. */
     async load(): Promise<StoredPolicy> {
-      const client = await pool.connect();
+      const { client, release } = await checkOut(pool);
+      let broken = false;
       try {
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const settings = await client.query<{ version: string; settings: Partial<PolicySettings> }>(
@@ -52,10 +53,13 @@ export function createPolicyRepository(pool: Pool) {
           })),
         };
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        broken = await client.query('ROLLBACK').then(
+          () => false,
+          () => true,
+        );
         throw err;
       } finally {
-        client.release();
+        release(broken);
       }
     },
     async saveSettings(settings: PolicySettings, by: string): Promise<void> {

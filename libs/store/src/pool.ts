@@ -39,18 +39,41 @@ export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** Runs fn in a transaction, rolling back on error. */
-export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+// pg's pool listens for errors only on idle clients: a checked-out one that loses its server
+// (57P01 when Postgres stops) would emit an unhandled 'error' and end the process. The
+// query in progress rejects with the same error, so the listener has nothing more to do.
+const errorReportedByTheQuery = () => undefined;
+
+/** Checks a client out with an error listener for as long as it is held. */
+export async function checkOut(
+  pool: Pool,
+): Promise<{ client: PoolClient; release(destroy?: boolean): void }> {
   const client = await pool.connect();
+  client.on('error', errorReportedByTheQuery);
+  return {
+    client,
+    release(destroy = false) {
+      client.off('error', errorReportedByTheQuery);
+      client.release(destroy);
+    },
+  };
+}
+
+/** Runs fn in a transaction, rolling back on error; a client that cannot roll back is dropped. */
+export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const { client, release } = await checkOut(pool);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
+    release();
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    const rolledBack = await client.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
+    release(!rolledBack);
     throw err;
-  } finally {
-    client.release();
   }
 }
