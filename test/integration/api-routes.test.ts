@@ -140,11 +140,11 @@ describe('authentication: every route refuses the wrong caller, and nothing chan
   });
 
   it.each(ADMIN_ROUTES)(
-    '%s %s: no key 401, an app key 403, an unknown key 403',
+    '%s %s: no key 401, an app key 403, an unknown key 401',
     async (method, path, body) => {
       expectProblem(await anonymous()(method, path, body), 401, /admin key/);
       expectProblem(await as('jira')(method, path, body), 403, /admin key; app keys cannot call them/);
-      expectProblem(await forged()(method, path, body), 403, /admin key/);
+      expectProblem(await forged()(method, path, body), 401, /admin key is not valid/);
     },
   );
 
@@ -586,6 +586,11 @@ describe('admin routes', () => {
       404,
       /zoe has no authenticator to reset/,
     );
+  });
+
+  it('a NUL character in a username is a 400 that names it, never a 500', async () => {
+    expectProblem(await admin()('DELETE', '/v1/admin/users/%00/enrollment'), 400, /NUL character/);
+    expectProblem(await admin()('GET', '/v1/admin/audit?user=%00'), 400, /querystring\.user/);
   });
 });
 

@@ -90,6 +90,8 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
     trustProxy: true,
+    // Answered by installProblemHandlers instead, so a closing replica's 503 is problem+json too.
+    return503OnClosing: false,
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false },
       plugins: [addIpFormat],

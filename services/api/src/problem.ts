@@ -38,8 +38,21 @@ export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply
     });
 }
 
+// character_not_in_repertoire (NUL in text), untranslatable_character (\u0000 in jsonb).
+const POSTGRES_REFUSED_TEXT = new Set(['22021', '22P05']);
+
 /** Every error leaves as problem+json: schema failures say which field, the rest say what to do. */
 export function installProblemHandlers(app: FastifyInstance): void {
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  // Requests arriving on kept-alive connections while the replica drains: tell the caller to retry elsewhere.
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    reply.header('connection', 'close').header('retry-after', '1');
+    return sendProblem(reply, problems.unavailable('this api replica is shutting down; retry the request'));
+  });
   app.setErrorHandler((error: FastifyError | Problem, request, reply) => {
     if (error instanceof Problem) return sendProblem(reply, error);
     if (error instanceof VerificationError) return sendProblem(reply, fromVerificationError(error));
@@ -71,6 +84,13 @@ export function installProblemHandlers(app: FastifyInstance): void {
           'Unsupported Media Type',
           'send the body as application/json',
         ),
+      );
+    }
+    if (POSTGRES_REFUSED_TEXT.has(String(error.code))) {
+      // Every text in a request reaches Postgres as given; the one thing it cannot store is NUL.
+      return sendProblem(
+        reply,
+        problems.invalid('a text in the request contains the NUL character (\\u0000); remove it'),
       );
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {

@@ -11,6 +11,8 @@ const AuditQuery = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: MAX_USERNAME_LENGTH,
+        // Postgres text cannot hold NUL, so no stored username has one.
+        pattern: '^[^\\u0000]+$',
         description: 'username (normalized: case and width do not matter)',
       }),
     ),
@@ -87,7 +89,8 @@ function decodeCursor(cursor: string): Position {
     !EXACT_TIME.test(t) ||
     typeof id !== 'string' ||
     id.length === 0 ||
-    id.length > 200
+    id.length > 200 ||
+    id.includes('\u0000')
   )
     throw invalid;
   return { occurredAt: t, eventId: id };
@@ -125,7 +128,7 @@ export function adminAuditRoute(deps: { auth: Authenticator; pool: Pool }): Fast
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const q = request.query;
         const from = q.from === undefined ? undefined : new Date(q.from);
         const to = q.to === undefined ? undefined : new Date(q.to);
