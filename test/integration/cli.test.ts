@@ -101,7 +101,7 @@ describe('usage', { timeout: 240_000 }, () => {
     const wrongKey = await twofold(['app', 'list'], { env: { TWOFOLD_ADMIN_KEY: 'not-the-key' } });
     expect(wrongKey.code).toBe(1);
     expect(wrongKey.stderr).toBe(
-      'twofold: admin routes need the admin key; app keys cannot call them (HTTP 403)\n',
+      "twofold: the admin key is not valid; it is the api's TWOFOLD_ADMIN_KEY (locally in .twofold/local.env) (HTTP 401)\n",
     );
     const down = await twofold(['app', 'list'], { env: { TWOFOLD_API_URL: 'http://127.0.0.1:9' } });
     expect(down.code).toBe(1);

@@ -21,33 +21,42 @@ export function createAuthenticator(deps: { apps: AppsRepository; adminKey: stri
   const cacheMs = deps.cacheMs ?? 30_000;
   const cache = new Map<string, { app: AppRecord | undefined; until: number }>();
 
+  async function appOf(key: string): Promise<AppRecord | undefined> {
+    const keyHash = hashApiKey(key);
+    let entry = cache.get(keyHash);
+    if (!entry || entry.until < Date.now()) {
+      entry = { app: await deps.apps.findByKeyHash(keyHash), until: Date.now() + cacheMs };
+      if (cache.size > 10_000) cache.clear();
+      cache.set(keyHash, entry);
+    }
+    return entry.app;
+  }
+
   return {
     /** The calling app; throws 401 (no or unknown key) or 403 (the admin key is not an app). */
     async requireApp(request: FastifyRequest): Promise<AppRecord> {
       const key = bearer(request);
       if (!key) throw problems.unauthorized('send the app key as "Authorization: Bearer <app key>"');
-      const keyHash = hashApiKey(key);
-      let entry = cache.get(keyHash);
-      if (!entry || entry.until < Date.now()) {
-        entry = { app: await deps.apps.findByKeyHash(keyHash), until: Date.now() + cacheMs };
-        if (cache.size > 10_000) cache.clear();
-        cache.set(keyHash, entry);
-      }
-      if (!entry.app) {
+      const app = await appOf(key);
+      if (!app) {
         if (timingSafeEqual(digest(key), adminDigest)) {
           throw problems.forbidden('this route takes an app key; the admin key is for /v1/admin routes');
         }
         throw problems.unauthorized('the app key is not valid; register the app with POST /v1/admin/apps');
       }
-      return entry.app;
+      return app;
     },
-    /** Throws 401/403 unless the caller presents the admin key. */
-    requireAdmin(request: FastifyRequest): void {
+    /** Throws 401 (no or unknown key) or 403 (an app key) unless the caller presents the admin key. */
+    async requireAdmin(request: FastifyRequest): Promise<void> {
       const key = bearer(request);
       if (!key) throw problems.unauthorized('send the admin key as "Authorization: Bearer <admin key>"');
-      if (!timingSafeEqual(digest(key), adminDigest)) {
+      if (timingSafeEqual(digest(key), adminDigest)) return;
+      if (await appOf(key)) {
         throw problems.forbidden('admin routes need the admin key; app keys cannot call them');
       }
+      throw problems.unauthorized(
+        "the admin key is not valid; it is the api's TWOFOLD_ADMIN_KEY (locally in .twofold/local.env)",
+      );
     },
     forget(): void {
       cache.clear();

@@ -40,7 +40,7 @@ export function adminAppsRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const key = `tfk_${randomBytes(32).toString('base64url')}`;
         const record = await deps.apps.upsert({
           appId: request.body.appId,
@@ -63,7 +63,7 @@ export function adminAppsRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const apps = await deps.apps.list();
         return { apps: apps.map((a) => ({ ...a, createdAt: a.createdAt.toISOString() })) };
       },

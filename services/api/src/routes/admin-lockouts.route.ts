@@ -61,7 +61,7 @@ export function adminLockoutsRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const page = await listLockouts(deps.redis, deps.keyPrefix, {
           limit: request.query.limit ?? 100,
           ...(request.query.cursor ? { cursor: request.query.cursor } : {}),
@@ -88,7 +88,7 @@ export function adminLockoutsRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const { scope, key } = request.params;
         let lifted: LockoutRecord[];
         try {

@@ -57,7 +57,7 @@ export function adminPolicyRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const stored = await deps.policies.load();
         return {
           settings: toPolicyView(stored).settings,
@@ -78,7 +78,7 @@ export function adminPolicyRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const current = toPolicyView(await deps.policies.load()).settings;
         const next: PolicySettings = mergeSettings(current, request.body as Partial<PolicySettings>);
         // The lockout detector applies these thresholds: refuse what it would refuse.
@@ -120,7 +120,7 @@ export function adminPolicyRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const kind = KINDS[request.params.kind]!;
         const subject = subjectOf(kind, request.params.subject);
         await deps.policies.setRule(kind, subject, request.body.mode, 'admin');
@@ -141,7 +141,7 @@ export function adminPolicyRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const kind = KINDS[request.params.kind]!;
         const subject = subjectOf(kind, request.params.subject);
         if (!(await deps.policies.deleteRule(kind, subject)))

@@ -21,7 +21,7 @@ export function adminUsersRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const existed = await deps.enrollment.reset(request.params.username, 'admin');
         if (!existed) throw problems.notFound(`${request.params.username} has no authenticator to reset`);
         return reply.code(204).send(null);

@@ -66,7 +66,7 @@ export function adminWebhooksRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const secret = await deps.apps.webhookSecret(request.params.appId);
         if (!secret)
           throw problems.notFound(`no app ${request.params.appId}; register it with POST /v1/admin/apps`);
@@ -93,7 +93,7 @@ export function adminWebhooksRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const { appId } = request.params;
         const graceSeconds = request.body.graceSeconds ?? DEFAULT_WEBHOOK_SECRET_GRACE_SECONDS;
         const secret = `whsec_${randomBytes(32).toString('base64')}`;
@@ -127,7 +127,7 @@ export function adminWebhooksRoute(deps: {
         },
       },
       async (request) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const appIds = request.query.appId
           ? [request.query.appId]
           : (await deps.apps.list()).map((a) => a.appId);
@@ -155,7 +155,7 @@ export function adminWebhooksRoute(deps: {
         },
       },
       async (request, reply) => {
-        deps.auth.requireAdmin(request);
+        await deps.auth.requireAdmin(request);
         const replayed = await deps.deadLetters.replay(request.body.appId, request.body.eventIds);
         return reply.code(202).send({ replayed });
       },
