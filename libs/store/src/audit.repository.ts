@@ -243,8 +243,23 @@ async function insertChained(
   return inserted;
 }
 
-async function transaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+/** Told of a connection lost while a batch held it (the batch's query fails and is retried). */
+export type ConnectionErrorListener = (err: Error) => void;
+
+async function transaction<T>(
+  pool: Pool,
+  onConnectionError: ConnectionErrorListener,
+  fn: (client: PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
+  // pg's pool listens for 'error' only on idle clients: a checked-out one whose server goes
+  // away (57P01 when Postgres stops) emits it with no listener, which ends the process.
+  // The query in progress rejects with that error too, so the batch is retried.
+  client.on('error', onConnectionError);
+  const release = (destroy?: boolean) => {
+    client.off('error', onConnectionError);
+    client.release(destroy);
+  };
   let result: T;
   try {
     await client.query('BEGIN');
@@ -256,10 +271,10 @@ async function transaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>
       () => true,
       () => false,
     );
-    client.release(!rolledBack);
+    release(!rolledBack);
     throw err;
   }
-  client.release();
+  release();
   return result;
 }
 
@@ -299,7 +314,11 @@ export interface AuditSearchRow {
   event: unknown;
 }
 
-export function createAuditRepository(pool: Pool) {
+export function createAuditRepository(
+  pool: Pool,
+  options: { onConnectionError?: ConnectionErrorListener } = {},
+) {
+  const onConnectionError = options.onConnectionError ?? (() => undefined);
   return {
     /**
      * Inserts a batch in one transaction: locks the chains it extends, inserts all rows
@@ -320,7 +339,7 @@ export function createAuditRepository(pool: Pool) {
         prepared.push(p);
       }
       try {
-        return await transaction(pool, async (client) => {
+        return await transaction(pool, onConnectionError, async (client) => {
           const heads = await lockChains(client, prepared);
           const inserted = await insertChained(client, prepared, heads);
           if (inserted !== prepared.length) throw new DuplicatesFound();
@@ -329,7 +348,7 @@ export function createAuditRepository(pool: Pool) {
       } catch (err) {
         if (!(err instanceof DuplicatesFound)) throw err;
       }
-      return transaction(pool, async (client) => {
+      return transaction(pool, onConnectionError, async (client) => {
         const heads = await lockChains(client, prepared);
         const { rows: stored } = await client.query<{ event_id: string; occurred_at: Date }>(
           `SELECT event_id, occurred_at FROM audit_events

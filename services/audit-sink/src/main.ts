@@ -25,7 +25,10 @@ const pool = createPool({
   max: config.database.poolSize,
 });
 
-const audit = createAuditRepository(pool);
+const audit = createAuditRepository(pool, {
+  // The batch's query fails with the same error and is retried; this only says why.
+  onConnectionError: (err) => logger.warn({ err }, 'Postgres connection lost during a batch'),
+});
 
 const sink = buildAuditSink({
   kafka,
