@@ -20,7 +20,7 @@
 // the sink process, summarized).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -38,7 +38,7 @@ import { createEventProducer, createKafka, deleteTopics, ensureTopics, groupLag 
 import { createAuditRepository, createPool, quoteIdent, runMigrations, type AuditRow } from '@twofold/store';
 import { createLogger } from '@twofold/telemetry';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
-import { summarizeProfiles } from './lib/cpu-profile.js';
+import { summarizeProfile } from './lib/cpu-profile.js';
 import { findings } from './lib/findings.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -367,7 +367,10 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
     // 3. Postgres alone, the sink stopped.
     await stopSink();
     if (profileDir) {
-      for (const summary of summarizeProfiles(profileDir)) {
+      // Node names a profile CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is
+      // the sink's main thread; the others are tsx's module loader, which only compiles.
+      const mainThread = readdirSync(profileDir).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+      for (const summary of mainThread.map((f) => summarizeProfile(join(profileDir, f)))) {
         findings.addProfile({
           bench: 'audit-sink',
           phase: 'backlog and steady load',

@@ -6,6 +6,7 @@ import {
   storableTextOrNull,
   type ChainedContent,
 } from './audit-chain.js';
+import { CopyBinaryWriter, copyBinary } from './audit-copy.js';
 import type { Pool, PoolClient } from './pool.js';
 
 /** One row of audit_events, with the columns analysts filter on lifted out of the JSON. */
@@ -71,45 +72,26 @@ const COLUMNS = [
   'prev_hash',
   'row_hash',
 ] as const;
-const COLUMN_TYPES = [
-  'text',
-  'timestamptz',
-  'timestamptz',
-  'text',
-  'text',
-  'text',
-  'text',
-  'text',
-  'inet',
-  'text',
-  'text',
-  'text',
-  'text',
-  'int4',
-  'int8',
-  'jsonb',
-  'int4',
-  'int8',
-  'bytea',
-  'bytea',
-] as const;
-// Columns travel as one array per column (unnest), except the events: one JSON array text
-// (jsonb_array_elements), which spares escaping every event into an array literal.
-const INSERT_SQL = `INSERT INTO audit_events (${COLUMNS.join(', ')})
-  SELECT * FROM ROWS FROM (${COLUMN_TYPES.map((t, i) =>
-    t === 'jsonb' ? `jsonb_array_elements($${i + 1}::jsonb)` : `unnest($${i + 1}::${t}[])`,
-  ).join(', ')})
-  ON CONFLICT (event_id, occurred_at) DO NOTHING`;
-const EVENT_COLUMN = COLUMNS.indexOf('event');
+// Rows go in by binary COPY (audit-copy.ts), in COLUMNS order. COPY has no ON CONFLICT: a
+// row stored already fails the whole COPY with a unique violation, and insertMany then
+// takes the slower path that leaves the stored rows out (redeliveries only).
+const COPY_TARGET = `audit_events (${COLUMNS.join(', ')})`;
+const UNIQUE_VIOLATION = '23505';
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === UNIQUE_VIOLATION;
+}
 
 /** A row made storable, with its chain key; hashed once its chain position is known. */
 interface PreparedRow extends Omit<ChainedContent, 'seq'> {
   chainKey: string;
   day: string;
   occurredAtMs: number;
+  receivedAtMs: number;
 }
 
-function prepare(row: AuditRow, receivedAt: string): PreparedRow {
+function prepare(row: AuditRow, receivedAt: Date): PreparedRow {
+  const received = row.receivedAt ?? receivedAt;
   const occurredAt = row.occurredAt.toISOString();
   const kafkaTopic = storableText(row.kafkaTopic);
   const day = occurredAt.slice(0, 10);
@@ -119,7 +101,8 @@ function prepare(row: AuditRow, receivedAt: string): PreparedRow {
     occurredAtMs: row.occurredAt.getTime(),
     eventId: storableText(row.eventId),
     occurredAt,
-    receivedAt: row.receivedAt?.toISOString() ?? receivedAt,
+    receivedAt: received.toISOString(),
+    receivedAtMs: received.getTime(),
     type: storableText(row.type),
     source: storableText(row.source),
     appId: storableTextOrNull(row.appId),
@@ -180,21 +163,18 @@ async function lockChains(
   return new Map(heads.map((h) => [`${h.kafka_topic}\u0000${h.kafka_partition}\u0000${h.day}`, h]));
 }
 
-/** Inserts rows as the next links of their chains; returns how many the database took. */
+/**
+ * Copies rows in as the next links of their chains and moves the chain heads. Throws the
+ * unique violation when a row is stored already (nothing of the batch is then stored).
+ */
 async function insertChained(
   client: PoolClient,
   rows: readonly PreparedRow[],
   heads: Map<string, ChainHeadRow>,
-): Promise<number> {
-  const n = rows.length;
-  const columns: unknown[][] = COLUMNS.map(() => new Array<unknown>(n));
-  // In COLUMNS order.
-  const [eventIds, occurred, received, types, sources, apps, users, sessions, ips, outcomes] = columns;
-  const [decisions, reasons, topics, partitions, offsets, events, chainIds, seqs, prevs, hashes] =
-    columns.slice(10);
+): Promise<void> {
+  const copy = new CopyBinaryWriter(rows.length * 1_024);
   const tips = new Map<string, { chainId: number; seq: bigint; hash: Buffer }>();
-  for (let i = 0; i < n; i++) {
-    const row = rows[i]!;
+  for (const row of rows) {
     let tip = tips.get(row.chainKey);
     if (!tip) {
       const head = heads.get(row.chainKey);
@@ -202,45 +182,40 @@ async function insertChained(
       tip = { chainId: head.chain_id, seq: BigInt(head.head_seq), hash: head.head_hash };
       tips.set(row.chainKey, tip);
     }
-    const seq = (tip.seq + 1n).toString();
     const prevHash = tip.hash;
-    const rowHash = chainLinkHash(prevHash, seq, row);
     tip.seq += 1n;
-    tip.hash = rowHash;
-    eventIds![i] = row.eventId;
-    occurred![i] = row.occurredAt;
-    received![i] = row.receivedAt;
-    types![i] = row.type;
-    sources![i] = row.source;
-    apps![i] = row.appId;
-    users![i] = row.username;
-    sessions![i] = row.session;
-    ips![i] = row.ip;
-    outcomes![i] = row.outcome;
-    decisions![i] = row.decision;
-    reasons![i] = row.reason;
-    topics![i] = row.kafkaTopic;
-    partitions![i] = row.kafkaPartition;
-    offsets![i] = row.kafkaOffset;
-    events![i] = row.eventJson;
-    chainIds![i] = tip.chainId;
-    seqs![i] = seq;
-    prevs![i] = prevHash;
-    hashes![i] = rowHash;
+    tip.hash = chainLinkHash(prevHash, tip.seq.toString(), row);
+    // In COLUMNS order.
+    copy.row(COLUMNS.length);
+    copy.text(row.eventId);
+    copy.timestamptz(row.occurredAtMs);
+    copy.timestamptz(row.receivedAtMs);
+    copy.text(row.type);
+    copy.text(row.source);
+    copy.textOrNull(row.appId);
+    copy.textOrNull(row.username);
+    copy.textOrNull(row.session);
+    copy.inet(row.ip);
+    copy.textOrNull(row.outcome);
+    copy.textOrNull(row.decision);
+    copy.textOrNull(row.reason);
+    copy.text(row.kafkaTopic);
+    copy.int4(row.kafkaPartition);
+    copy.int8(BigInt(row.kafkaOffset));
+    copy.jsonb(row.eventJson);
+    copy.int4(tip.chainId);
+    copy.int8(tip.seq);
+    copy.bytea(prevHash);
+    copy.bytea(tip.hash);
   }
-  const params = columns.map((column, c) => (c === EVENT_COLUMN ? `[${column.join(',')}]` : column));
-  const result = await client.query(INSERT_SQL, params);
-  const inserted = result.rowCount ?? 0;
-  if (inserted === rows.length) {
-    const updates = [...tips.values()];
-    await client.query(
-      `UPDATE audit_chains c SET head_seq = v.seq, head_hash = v.hash, updated_at = now()
-         FROM unnest($1::int4[], $2::int8[], $3::bytea[]) AS v(chain_id, seq, hash)
-        WHERE c.chain_id = v.chain_id`,
-      [updates.map((u) => u.chainId), updates.map((u) => u.seq.toString()), updates.map((u) => u.hash)],
-    );
-  }
-  return inserted;
+  await copyBinary(client, COPY_TARGET, copy.end());
+  const updates = [...tips.values()];
+  await client.query(
+    `UPDATE audit_chains c SET head_seq = v.seq, head_hash = v.hash, updated_at = now()
+       FROM unnest($1::int4[], $2::int8[], $3::bytea[]) AS v(chain_id, seq, hash)
+      WHERE c.chain_id = v.chain_id`,
+    [updates.map((u) => u.chainId), updates.map((u) => u.seq.toString()), updates.map((u) => u.hash)],
+  );
 }
 
 /** Told of a connection lost while a batch held it (the batch's query fails and is retried). */
@@ -277,9 +252,6 @@ async function transaction<T>(
   release();
   return result;
 }
-
-/** A rollback on purpose: the optimistic insert met rows that are stored already. */
-class DuplicatesFound extends Error {}
 
 export interface AuditSearchFilter {
   username?: string;
@@ -321,14 +293,14 @@ export function createAuditRepository(
   const onConnectionError = options.onConnectionError ?? (() => undefined);
   return {
     /**
-     * Inserts a batch in one transaction: locks the chains it extends, inserts all rows
-     * (unnest, one statement) assuming they are new, and moves the chain heads. When some
-     * were stored already (a redelivered batch), it starts over and inserts only the new
-     * ones, so a duplicate never takes a place in a chain. Returns the number inserted.
+     * Inserts a batch in one transaction: locks the chains it extends, copies all rows in
+     * (binary COPY) assuming they are new, and moves the chain heads. When some were stored
+     * already (a redelivered batch), it starts over and inserts only the new ones, so a
+     * duplicate never takes a place in a chain. Returns the number inserted.
      */
     async insertMany(rows: readonly AuditRow[]): Promise<number> {
       if (rows.length === 0) return 0;
-      const receivedAt = new Date().toISOString();
+      const receivedAt = new Date();
       const seen = new Set<string>();
       const prepared: PreparedRow[] = [];
       for (const row of rows) {
@@ -341,13 +313,14 @@ export function createAuditRepository(
       try {
         return await transaction(pool, onConnectionError, async (client) => {
           const heads = await lockChains(client, prepared);
-          const inserted = await insertChained(client, prepared, heads);
-          if (inserted !== prepared.length) throw new DuplicatesFound();
-          return inserted;
+          await insertChained(client, prepared, heads);
+          return prepared.length;
         });
       } catch (err) {
-        if (!(err instanceof DuplicatesFound)) throw err;
+        if (!isUniqueViolation(err)) throw err;
       }
+      // Some rows are stored already (a redelivered batch): the same under the chain locks,
+      // with those rows left out, so a duplicate never takes a place in a chain.
       return transaction(pool, onConnectionError, async (client) => {
         const heads = await lockChains(client, prepared);
         const { rows: stored } = await client.query<{ event_id: string; occurred_at: Date }>(
@@ -358,13 +331,13 @@ export function createAuditRepository(
         const present = new Set(stored.map((s) => `${s.event_id}\u0000${s.occurred_at.getTime()}`));
         const fresh = prepared.filter((p) => !present.has(`${p.eventId}\u0000${p.occurredAtMs}`));
         if (fresh.length === 0) return 0;
-        const inserted = await insertChained(client, fresh, heads);
-        if (inserted !== fresh.length) {
-          throw new AuditWriteConflictError(
-            `${fresh.length - inserted} of ${fresh.length} rows were stored by another writer meanwhile`,
-          );
+        try {
+          await insertChained(client, fresh, heads);
+        } catch (err) {
+          if (!isUniqueViolation(err)) throw err;
+          throw new AuditWriteConflictError('rows of the batch were stored by another writer meanwhile');
         }
-        return inserted;
+        return fresh.length;
       });
     },
 
