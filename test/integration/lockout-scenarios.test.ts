@@ -188,6 +188,8 @@ describe('lockout detector scenarios', () => {
       'the lift at expiry',
     );
     expect(lifted.data).toMatchObject({ scope: 'user_ip', by: 'expiry', lockId: first.data['lockId'] });
+    // Timed at its end, not when the job ran: a retried job announces the very same event.
+    expect(lifted.time).toBe(first.data['until']);
     expect((await lockState('backoff', ip)).userIpLock).toBeNull();
 
     await publish('login', [failed('backoff', ip)]);

@@ -7,6 +7,7 @@ import { createPool, type Pool } from '@twofold/store';
 import { oathtoolTotp, secretOf } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { readTopic } from '../support/topic-reader.js';
 
 let world: Isolated;
 let services: RunningServices;
@@ -206,6 +207,44 @@ describe('verify once', () => {
     });
     // A new session of the same user is asked again.
     expect((await login('jira', 'rita', newSession())).decision).toBe('challenge');
+  });
+});
+
+describe('redelivery', () => {
+  it('a login delivered twice yields one and the same 2fa.decided: id, time and challenge id', async () => {
+    await enroll('reda');
+    const decided = await readTopic(world.kafka, world.topics.secondFactor);
+    try {
+      const id = `redelivered-${randomUUID()}`;
+      const event = {
+        type: 'twofold.login.succeeded',
+        id,
+        subject: 'reda',
+        data: { appId: 'jira', session: newSession(), method: 'password', ip: '203.0.113.9' },
+      };
+      const send = () =>
+        as('jira')<Decision>('POST', '/v1/login-events?wait=decision&timeoutMs=15000', event);
+      const first = await send();
+      expect(first.status).toBe(200);
+      // The verifier reads the same event again (as after a crash before its commit).
+      const again = await send();
+      expect(again.body).toEqual(first.body);
+      const announced = await eventually(
+        async () => {
+          const found = decided
+            .json<{ id: string; time: string; data: Decision }>()
+            .filter((e) => e.id === `decided-${id}`);
+          return found.length >= 2 ? found : undefined;
+        },
+        15_000,
+        'both deliveries decided',
+      );
+      expect(announced[0]!.data.challengeId).toBe(first.body.challengeId);
+      // Same time too: the audit keeps rows by (time, id), so a new time would be a second row.
+      expect(announced[1]).toEqual(announced[0]);
+    } finally {
+      await decided.stop();
+    }
   });
 });
 

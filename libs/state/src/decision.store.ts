@@ -28,42 +28,50 @@ redis.call('PUBLISH', ARGV[3], kept)
 return kept
 `;
 
+/** A decision as kept in Redis: with the time it was made, so a repeat announces that time. */
+export interface KeptDecision {
+  decision: SecondFactorDecided;
+  /** ISO time of the first decision; absent in values kept before it was recorded. */
+  decidedAt?: string;
+}
+
+/** Reads a kept (or announced) decision; `decidedAt` is kept beside it, not in the event data. */
+export function parseKeptDecision(json: string): KeptDecision {
+  const { decidedAt, ...decision } = JSON.parse(json) as SecondFactorDecided & { decidedAt?: unknown };
+  return typeof decidedAt === 'string' ? { decision, decidedAt } : { decision };
+}
+
 /**
  * Decisions by login event id. The first decision stored for an event wins, so a login
- * redelivered after a crash gets the very same answer, challenge id included.
+ * redelivered after a crash gets the very same answer, challenge id and time included (so
+ * the `2fa.decided` it yields is the same event, and the audit keeps one row).
  */
 export function createDecisionStore(redis: Redis, prefix: string) {
   const channel = decisionChannel(prefix);
   return {
-    /** Stores the decision unless one exists; returns the one that is kept. */
-    async keep(decision: SecondFactorDecided): Promise<SecondFactorDecided> {
-      const key = decisionKey(prefix, decision.loginEventId);
-      const stored = await redis.set(key, JSON.stringify(decision), 'EX', DECISION_TTL_SECONDS, 'NX');
-      if (stored === 'OK') return decision;
-      const existing = await redis.get(key);
-      return existing ? (JSON.parse(existing) as SecondFactorDecided) : decision;
-    },
     /**
-     * Keeps a batch of decisions (first one wins per login event) and announces the kept
-     * ones to waiting api replicas, in one round trip. Each entry is the decision kept, or
-     * the error that kept it from Redis (the caller publishes its own decision then).
+     * Keeps a batch of decisions made at `decidedAt` (first one wins per login event) and
+     * announces the kept ones to waiting api replicas, in one round trip. Each entry is the
+     * decision kept with its time, or the error that kept it from Redis (the caller
+     * publishes its own decision then).
      */
     async keepAndAnnounce(
       decisions: readonly SecondFactorDecided[],
-    ): Promise<(SecondFactorDecided | Error)[]> {
+      decidedAt: string,
+    ): Promise<(KeptDecision | Error)[]> {
       const replies = await runScriptMany(
         redis,
         'twofoldKeepDecision',
         KEEP_AND_ANNOUNCE,
         decisions.map((d) => ({
           keys: [decisionKey(prefix, d.loginEventId)],
-          args: [JSON.stringify(d), DECISION_TTL_SECONDS, channel],
+          args: [JSON.stringify({ ...d, decidedAt }), DECISION_TTL_SECONDS, channel],
         })),
       );
       return decisions.map((d, i) => {
         const reply = replies[i];
         if (reply instanceof Error) return reply;
-        return typeof reply === 'string' ? (JSON.parse(reply) as SecondFactorDecided) : d;
+        return typeof reply === 'string' ? parseKeptDecision(reply) : { decision: d, decidedAt };
       });
     },
     async announce(decisions: readonly SecondFactorDecided[]): Promise<void> {
@@ -74,7 +82,7 @@ export function createDecisionStore(redis: Redis, prefix: string) {
     },
     async get(loginEventId: string): Promise<SecondFactorDecided | undefined> {
       const value = await redis.get(decisionKey(prefix, loginEventId));
-      return value ? (JSON.parse(value) as SecondFactorDecided) : undefined;
+      return value ? parseKeptDecision(value).decision : undefined;
     },
   };
 }

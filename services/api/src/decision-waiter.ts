@@ -1,6 +1,6 @@
 import type { SecondFactorDecided } from '@twofold/contracts';
 import type { Redis } from '@twofold/redis';
-import { decisionChannel, type DecisionStore } from '@twofold/state';
+import { decisionChannel, parseKeptDecision, type DecisionStore } from '@twofold/state';
 
 /**
  * Lets a request wait for the verifier's decision on a login it just published. One Redis
@@ -18,7 +18,7 @@ export function createDecisionWaiter(deps: {
     if (from !== channel) return;
     let decision: SecondFactorDecided;
     try {
-      decision = JSON.parse(message) as SecondFactorDecided;
+      decision = parseKeptDecision(message).decision;
     } catch {
       return;
     }

@@ -12,6 +12,8 @@ export const LIFT_QUEUE = 'lockout-lift';
 export interface LiftJob {
   readonly ref: LockoutRef;
   readonly record: Pick<LockoutRecord, 'lockId' | 'scope' | 'key' | 'mode' | 'rule'>;
+  /** ISO end of the lockout: the time of its `lockout.lifted` (absent in jobs of older versions). */
+  readonly until?: string;
 }
 
 export interface LiftScheduler {
@@ -68,7 +70,8 @@ export function createLockoutLifts(deps: {
     }
     if (outcome.status !== 'lift') return outcome.status;
     await deps.producer.publish('security', [
-      lockoutLiftedEvent(data.record, 'expiry', { time: new Date(deps.clock()) }),
+      // It ended at its end time, whenever the job ran: a retried job announces the same event.
+      lockoutLiftedEvent(data.record, 'expiry', { time: new Date(data.until ?? deps.clock()) }),
     ]);
     deps.metrics.lifted.inc({ scope: data.record.scope, by: 'expiry' });
     return 'lifted';
@@ -102,6 +105,7 @@ export function createLockoutLifts(deps: {
                 mode: record.mode,
                 rule: record.rule,
               },
+              until: record.until!,
             },
             opts: { jobId: jobIdOf(ref), delay: Math.max(Date.parse(record.until!) - now, 0) },
           })),

@@ -179,10 +179,12 @@ export function createLockoutHandler(deps: {
     const announcing: Promise<unknown>[] = [];
     for (let i = 0; i < batch.length; i += chunkSize) {
       await handleChunk(batch.slice(i, i + chunkSize), rejected, (work) =>
-        announcing.push(work().then(
-          () => undefined,
-          (err: unknown) => ({ failed: err }),
-        )),
+        announcing.push(
+          work().then(
+            () => undefined,
+            (err: unknown) => ({ failed: err }),
+          ),
+        ),
       );
     }
     for (const outcome of await Promise.all(announcing)) {
@@ -327,11 +329,13 @@ export function createLockoutHandler(deps: {
     lap('impose');
     const events: ReturnType<typeof lockoutImposedEvent | typeof attackDetectedEvent>[] = [];
     const toSchedule: ImposedLockout[] = [];
-    const time = new Date(now);
     results.forEach((result, i) => {
       if (!result) return;
       const plan = plans[i]!;
       const { record } = result;
+      // A lockout found again ("existing", a redelivery) is announced as it was first: same
+      // id and same time (the audit's unique key holds the time; a new one would be a new row).
+      const time = result.status === 'widened' ? new Date(now) : new Date(record.imposedAt);
       events.push(lockoutImposedEvent(record, { time, widened: result.status === 'widened' }));
       if (result.status !== 'widened' && plan.evidence) {
         const kind = record.mode === 'force_second_factor' ? 'brute_force' : 'credential_stuffing';

@@ -26,25 +26,28 @@ export function createLoginHandler(deps: {
       .map((c) => c.event)
       .filter((e): e is TwofoldEvent<'twofold.login.succeeded'> => e.type === 'twofold.login.succeeded');
     if (logins.length === 0) return;
+    const decidedAt = new Date().toISOString();
     const decided = await deps.decide(logins);
     // One round trip keeps each decision (the first one kept wins, so a redelivery repeats
     // it, challenge id included) and announces the kept one to api requests waiting on
     // `?wait=decision`. Then `2fa.decided`, with deterministic ids: a redelivered login
-    // yields the same event id, which the audit sink and every consumer de-duplicate on.
-    const stored = await deps.decisions.keepAndAnnounce(decided);
+    // yields the same event (id and time), which the audit sink and every consumer
+    // de-duplicate on; the audit's unique key holds the time, so a new time would be a new row.
+    const stored = await deps.decisions.keepAndAnnounce(decided, decidedAt);
     const failed = stored.find((s): s is Error => s instanceof Error);
     if (failed) deps.logger.warn({ err: failed }, 'decisions not kept in Redis');
-    const kept = stored.map((s, i) => (s instanceof Error ? decided[i]! : s));
+    const kept = stored.map((s, i) => (s instanceof Error ? { decision: decided[i]! } : s));
     await deps.producer.publish(
       'secondFactor',
-      kept.map((d, i) =>
-        createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, d, {
+      kept.map((k, i) =>
+        createEvent('twofold.2fa.decided', 'service/verifier', logins[i]!.subject, k.decision, {
           id: `decided-${logins[i]!.id}`,
+          time: k.decidedAt ?? decidedAt,
         }),
       ),
     );
     const now = Date.now();
-    for (const [i, d] of kept.entries()) {
+    for (const [i, { decision: d }] of kept.entries()) {
       deps.decisionsTotal.inc({ decision: d.decision, reason: d.reason });
       deps.decisionLatency.observe(Math.max(0, now - Date.parse(logins[i]!.time)) / 1000);
     }
