@@ -188,10 +188,16 @@ export function createSessionEventFeed(deps: {
   let running = false;
   let loop: Promise<void> | undefined;
 
-  async function follow(from: string): Promise<void> {
-    let position = from;
+  async function follow(): Promise<void> {
+    // Where the stream ends now, read on the reader (which waits for a connection): the
+    // state client refuses commands until it is ready, and Redis may be down at start.
+    let position: string | undefined;
     while (running) {
       try {
+        if (position === undefined) {
+          position = (await streamInfo(deps.reader, deps.prefix))?.lastGeneratedId ?? '0-0';
+          continue;
+        }
         const reply = (await deps.reader.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, position)) as
           [string, RawEntry[]][] | null;
         const raw = reply?.[0]?.[1];
@@ -216,9 +222,8 @@ export function createSessionEventFeed(deps: {
   return {
     async start() {
       if (running) return;
-      const info = await streamInfo(deps.redis, deps.prefix);
       running = true;
-      loop = follow(info?.lastGeneratedId ?? '0-0');
+      loop = follow();
     },
     async stop() {
       if (!running) return;
