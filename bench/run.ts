@@ -23,7 +23,7 @@ import { portOpen, staleWorkspaces } from './lib/build.js';
 import { summarizeProfiles } from './lib/cpu-profile.js';
 import { findings } from './lib/findings.js';
 import { meanEventBytes } from './lib/login-mix.js';
-import { machineCpuMs, pidsOf, cpuMs } from './lib/processes.js';
+import { cpuMsWithReaped, machineCpuMs, pidsOf } from './lib/processes.js';
 import { progress } from './lib/progress.js';
 import { medianOfRuns } from './lib/stats.js';
 import { computeTargets, renderReport, type BenchOutcome, type BenchReport } from './report.js';
@@ -68,13 +68,14 @@ function sh(cmd: string, args: string[]): string {
   return (result.stdout || result.stderr || String(result.error ?? '')).trim();
 }
 
-/** CPU (ms) used by processes that are not this run's: everything minus this process tree and the stack. */
+/** CPU (ms) used by this run and the stack it drives, to tell other people's work apart. */
 function ownCpuMs(): number {
-  // This process and its children (benchmark services, load generators, perf tools) are
-  // counted through /proc/self/stat's cutime/cstime once they exited; running children are
-  // found by their parent. Simpler and good enough: CPU of every process whose command
-  // line shows it belongs to this checkout or to the stack it drives.
+  // Every process whose command line shows it belongs to this checkout or to the stack,
+  // with the children each one already reaped (cutime + cstime): the services, load
+  // generators and perf tools this run started and that exited before the last sample
+  // count through their parent (this process), instead of showing up as "other" CPU.
   const mine = new Set([
+    process.pid,
     ...pidsOf(REPO_ROOT),
     ...pidsOf('redis-server'),
     ...pidsOf('postgres'),
@@ -83,7 +84,7 @@ function ownCpuMs(): number {
   ]);
   let total = 0;
   for (const pid of mine) {
-    const ms = cpuMs(pid);
+    const ms = cpuMsWithReaped(pid);
     if (Number.isFinite(ms)) total += ms;
   }
   return total;

@@ -16,7 +16,7 @@ export function cpuMs(pid: number | undefined): number {
 }
 
 /** CPU time (ms) of a process and of its children that exited and were reaped (cutime + cstime). */
-function cpuMsWithReaped(pid: number): number {
+export function cpuMsWithReaped(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (
