@@ -369,7 +369,9 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
     if (profileDir) {
       // Node names a profile CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is
       // the sink's main thread; the others are tsx's module loader, which only compiles.
-      const mainThread = readdirSync(profileDir).filter((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+      const mainThread = readdirSync(profileDir).filter((f) =>
+        /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f),
+      );
       for (const summary of mainThread.map((f) => summarizeProfile(join(profileDir, f)))) {
         findings.addProfile({
           bench: 'audit-sink',

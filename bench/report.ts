@@ -93,7 +93,9 @@ export function renderReport(report: BenchReport): string {
     `- ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB memory, ${m.os}`,
     `- load average before ${m.loadAverageBefore.join(' / ')}, after ${m.loadAverageAfter.join(' / ')}`,
     `- CPU used by processes outside this run and its stack while it ran: ${fmt(m.otherProcessesCpuPct)} % of one core` +
-      (m.otherProcessesCpuPct >= 20 ? ' (others shared the machine: figures taken under that load are indicative)' : ''),
+      (m.otherProcessesCpuPct >= 20
+        ? ' (others shared the machine: figures taken under that load are indicative)'
+        : ''),
     `- services run as: **${report.serviceMode}** — ${report.serviceModeNote}`,
     '',
     '## Versions',
