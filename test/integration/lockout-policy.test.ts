@@ -43,7 +43,11 @@ async function failPair(n: number): Promise<{ username: string; ip: string }> {
   await world.producer.publish(
     'login',
     Array.from({ length: n }, () =>
-      createEvent('twofold.login.failed', 'app/jira', username, { appId: 'jira', ip, reason: 'bad_password' }),
+      createEvent('twofold.login.failed', 'app/jira', username, {
+        appId: 'jira',
+        ip,
+        reason: 'bad_password',
+      }),
     ),
   );
   await detectorCaughtUp(world, groupId());

@@ -40,7 +40,10 @@ export function createLockoutRulesSource(deps: {
       try {
         const next = resolveLockoutRules(stored.settings.lockout ?? {}, deps.base);
         if (JSON.stringify(next) !== JSON.stringify(rules)) {
-          log.info({ policyVersion: stored.version, lockout: stored.settings.lockout ?? {} }, 'lockout rules changed');
+          log.info(
+            { policyVersion: stored.version, lockout: stored.settings.lockout ?? {} },
+            'lockout rules changed',
+          );
         }
         rules = next;
       } catch (err) {
