@@ -94,10 +94,15 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let joined = false;
   let crashed = false;
   let stopping = false;
-  consumer.on(consumer.events.GROUP_JOIN, () => {
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
     crashed = false;
+    // Offsets of partitions given to another member are theirs to commit now.
+    const assigned = event.payload.memberAssignment;
+    for (const [key, e] of pending) if (!assigned[e.topic]?.includes(e.partition)) pending.delete(key);
   });
+  // A rebalance: commit what is done while the partitions are still ours (fewer redeliveries).
+  consumer.on(consumer.events.REBALANCING, () => void commitPending());
   consumer.on(consumer.events.CRASH, (event) => {
     crashed = true;
     log.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
@@ -130,7 +135,10 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     }
   }
 
-  /** Runs the effect until it succeeds; gives up only when the partition is no longer ours. */
+  /**
+   * Runs the effect until it succeeds (true); gives up only when the partition is no longer
+   * ours (throws) or the consumer is stopping (false: the batch stays uncommitted).
+   */
   async function retrying(
     effect: () => Promise<void>,
     topic: string,
@@ -138,12 +146,13 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     heartbeat: () => Promise<void>,
     isRunning: () => boolean,
     isStale: () => boolean,
-  ): Promise<void> {
+  ): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
         await effect();
-        return;
+        return true;
       } catch (err) {
+        if (stopping) return false;
         if (!isRunning() || isStale()) throw err; // rebalanced or stopping: leave the batch uncommitted
         const delay = Math.min(maxRetryDelayMs, 100 * 2 ** Math.min(attempt, 10));
         log.error({ err, attempt, delay, topic, partition }, 'batch failed; retrying');
@@ -154,22 +163,65 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
 
   /**
-   * Marks the batch done once its effect happened. kafkajs commits resolved offsets in the
-   * background (every autoCommitInterval, and on rebalance and stop), so no batch waits a
-   * commit round trip; a crash before that commit only means a redelivery, which every
-   * effect absorbs (idempotent by event id).
+   * Offsets of batches whose effect happened, committed together every commitIntervalMs,
+   * off the batch path. (kafkajs 2.2.4 with autoCommit commits after *every* batch, whatever
+   * its autoCommitInterval: one OffsetCommit per partition's batch, which the broker answers
+   * one at a time per connection. With 12 partitions a fetch cycle waited ~60 ms of commits,
+   * most of a login decision's latency at 300 logins/s.) A crash before the commit only
+   * means a redelivery, which every effect absorbs (idempotent by event id).
    */
+  const pending = new Map<string, { topic: string; partition: number; offset: string }>();
+  let committing: Promise<void> | undefined;
+  let commitTimer: NodeJS.Timeout | undefined;
+
+  /** Commits the offsets kept so far, in one request (or joins the commit in flight). */
+  function commitPending(): Promise<void> {
+    if (committing) return committing;
+    if (pending.size === 0) return Promise.resolve();
+    const entries = [...pending.values()];
+    pending.clear();
+    committing = consumer
+      .commitOffsets(entries)
+      .catch((err: unknown) => {
+        // A rebalance or a coordinator move: the batches are delivered again (idempotent).
+        log.warn(
+          { err, partitions: entries.length },
+          'offset commit failed; those batches may be redelivered',
+        );
+      })
+      .finally(() => (committing = undefined));
+    return committing;
+  }
+
+  /** Marks the batch done once its effect happened: fetching goes on after it, the commit follows. */
   async function commit(
+    topic: string,
+    partition: number,
     lastOffset: string,
     resolveOffset: (offset: string) => void,
     heartbeat: () => Promise<void>,
   ) {
-    resolveOffset(lastOffset);
+    resolveOffset(lastOffset); // where kafkajs fetches this partition from next
+    pending.set(`${topic}|${partition}`, { topic, partition, offset: (BigInt(lastOffset) + 1n).toString() });
     await heartbeat();
   }
 
-  async function processBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
-    if (batch.messages.length === 0) return;
+  /** Batches being handled; stop() commits once they are done, before leaving the group. */
+  let inFlight = 0;
+  let onIdle: (() => void) | undefined;
+
+  async function processBatch(payload: EachBatchPayload) {
+    // Stopping: batches fetched from now on are left for the next owner (not resolved).
+    if (stopping || payload.batch.messages.length === 0) return;
+    inFlight++;
+    try {
+      await handleBatch(payload);
+    } finally {
+      if (--inFlight === 0) onIdle?.();
+    }
+  }
+
+  async function handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) {
     const started = process.hrtime.bigint();
     const role = roleByTopic.get(batch.topic);
     if (role === 'dlq') {
@@ -179,7 +231,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         offset: message.offset,
         message,
       }));
-      await retrying(
+      const done = await retrying(
         () => options.handleDlq?.(raw) ?? Promise.resolve(),
         batch.topic,
         batch.partition,
@@ -187,7 +239,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         isRunning,
         isStale,
       );
-      await commit(batch.lastOffset(), resolveOffset, heartbeat);
+      if (!done) return;
+      await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
       metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, raw.length);
       return;
     }
@@ -210,7 +263,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       }
     }
 
-    await retrying(
+    const done = await retrying(
       async () => {
         const outcome =
           valid.length > 0
@@ -241,7 +294,8 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       isRunning,
       isStale,
     );
-    await commit(batch.lastOffset(), resolveOffset, heartbeat);
+    if (!done) return;
+    await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
 
     metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, valid.length);
     if (invalid.length) metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'dlq' }, invalid.length);
@@ -260,16 +314,21 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         fromBeginning: options.fromBeginning ?? true,
       });
       await consumer.run({
-        autoCommit: true,
-        autoCommitInterval: options.commitIntervalMs ?? 250,
+        autoCommit: false, // committed by commitPending (see there why)
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
         eachBatch: processBatch,
       });
+      commitTimer = setInterval(() => void commitPending(), options.commitIntervalMs ?? 250);
+      commitTimer.unref();
     },
     async stop() {
       if (stopping) return;
       stopping = true;
+      clearInterval(commitTimer);
+      // Let the batches in flight finish, then commit everything done while the group is ours.
+      if (inFlight > 0) await new Promise<void>((resolve) => (onIdle = resolve));
+      while (committing || pending.size > 0) await commitPending();
       await consumer.disconnect();
     },
     isReady: () => joined && !crashed && !stopping,
