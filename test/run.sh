@@ -9,10 +9,5 @@ mkdir -p .twofold/logs
 # while the stack comes up and the other tests run; the chart tests wait for them.
 nice -n 10 bash deploy/tools/install-tools.sh all >.twofold/logs/tools.log 2>&1 &
 bash deploy/local/stack.sh up
-# The tests compute codes with an independent implementation: oathtool, from Debian.
-if ! command -v oathtool >/dev/null; then
-  echo "[test] installing oathtool from Debian (apt-get)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oathtool; } >.twofold/logs/apt-oathtool.log 2>&1 ||
-    { echo "[test] FAILED: apt-get install oathtool; see .twofold/logs/apt-oathtool.log" >&2; exit 1; }
-fi
+bash deploy/local/stack.sh test-clients
 exec npx vitest run "$@"

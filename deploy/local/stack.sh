@@ -215,5 +215,7 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   restart-service) mkdir -p "$LOGS" "$RUN"; stop_pid "$RUN/$2.pid" "$2"; up_services ;;
-  *) echo "usage: stack.sh up|down|status|restart-service <name>" >&2; exit 2 ;;
+  # The tests' independent OTP implementation (oathtool, from Debian).
+  test-clients) mkdir -p "$LOGS"; command -v oathtool >/dev/null || apt_install oathtool ;;
+  *) echo "usage: stack.sh up|down|status|restart-service <name>|test-clients" >&2; exit 2 ;;
 esac

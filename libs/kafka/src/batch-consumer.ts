@@ -153,7 +153,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         return true;
       } catch (err) {
         if (stopping) return false;
-        if (!isRunning() || isStale()) throw err; // rebalanced or stopping: leave the batch uncommitted
+        if (!isRunning() || isStale()) throw err; // rebalanced: leave the batch uncommitted
         const delay = Math.min(maxRetryDelayMs, 100 * 2 ** Math.min(attempt, 10));
         log.error({ err, attempt, delay, topic, partition }, 'batch failed; retrying');
         await sleep(delay);
@@ -195,14 +195,14 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
 
   /** Marks the batch done once its effect happened: fetching goes on after it, the commit follows. */
   async function commit(
-    topic: string,
-    partition: number,
-    lastOffset: string,
+    batch: EachBatchPayload['batch'],
     resolveOffset: (offset: string) => void,
     heartbeat: () => Promise<void>,
   ) {
-    resolveOffset(lastOffset); // where kafkajs fetches this partition from next
-    pending.set(`${topic}|${partition}`, { topic, partition, offset: (BigInt(lastOffset) + 1n).toString() });
+    const { topic, partition } = batch;
+    const last = batch.lastOffset();
+    resolveOffset(last); // where kafkajs fetches this partition from next
+    pending.set(`${topic}|${partition}`, { topic, partition, offset: (BigInt(last) + 1n).toString() });
     await heartbeat();
   }
 
@@ -240,7 +240,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         isStale,
       );
       if (!done) return;
-      await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+      await commit(batch, resolveOffset, heartbeat);
       metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, raw.length);
       return;
     }
@@ -295,7 +295,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       isStale,
     );
     if (!done) return;
-    await commit(batch.topic, batch.partition, batch.lastOffset(), resolveOffset, heartbeat);
+    await commit(batch, resolveOffset, heartbeat);
 
     metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, valid.length);
     if (invalid.length) metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'dlq' }, invalid.length);

@@ -74,12 +74,6 @@ export function createDecisionStore(redis: Redis, prefix: string) {
         return typeof reply === 'string' ? parseKeptDecision(reply) : { decision: d, decidedAt };
       });
     },
-    async announce(decisions: readonly SecondFactorDecided[]): Promise<void> {
-      if (decisions.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (const d of decisions) pipeline.publish(channel, JSON.stringify(d));
-      await pipeline.exec();
-    },
     async get(loginEventId: string): Promise<SecondFactorDecided | undefined> {
       const value = await redis.get(decisionKey(prefix, loginEventId));
       return value ? parseKeptDecision(value).decision : undefined;
