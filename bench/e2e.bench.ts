@@ -586,6 +586,14 @@ async function countLosses(ctx: StepContext): Promise<Record<string, number>> {
     'SELECT type, count(*) AS n, count(DISTINCT event_id) AS ids FROM audit_events GROUP BY type',
   );
   const ids = Object.fromEntries(rows.map((r) => [r.type, Number(r.ids)]));
+  // The detector counts a code failure only when it is a guess (bad or replayed code);
+  // `expired` and `locked` are not attempts at the secret (lockout-signal.ts).
+  const codeFailures = await ctx.pool.query<{ guesses: string; other: string }>(
+    `SELECT count(DISTINCT event_id) FILTER (WHERE reason IN ('bad_code', 'replayed')) AS guesses,
+            count(DISTINCT event_id) FILTER (WHERE reason IS NULL OR reason NOT IN ('bad_code', 'replayed')) AS other
+       FROM audit_events WHERE type = 'twofold.2fa.failed'`,
+  );
+  const codeGuesses = Number(codeFailures.rows[0]?.guesses ?? 0);
   const duplicates = rows.reduce((n, r) => n + Number(r.n) - Number(r.ids), 0);
   const produced = ctx.produced;
   const loginTypes = ['twofold.login.succeeded', 'twofold.login.failed', 'twofold.logout'];
@@ -598,7 +606,7 @@ async function countLosses(ctx: StepContext): Promise<Record<string, number>> {
   const verifierMetrics = await ctx.services.metrics('verifier');
   const lockoutMetrics = await ctx.services.metrics('lockout-detector');
   const failuresCounted = metricSum(lockoutMetrics, 'twofold_lockout_failures_total', { outcome: 'counted' });
-  const failuresProduced = (produced['twofold.login.failed'] ?? 0) + (ids['twofold.2fa.failed'] ?? 0);
+  const failuresProduced = (produced['twofold.login.failed'] ?? 0) + codeGuesses;
   const dlq = ctx.world.kafka.admin();
   await dlq.connect();
   const dlqOffsets = await dlq.fetchTopicOffsets(ctx.world.topics.dlq);
@@ -621,6 +629,7 @@ async function countLosses(ctx: StepContext): Promise<Record<string, number>> {
       outcome: 'duplicate',
     }),
     failures_uncounted: failuresProduced - failuresCounted,
+    code_failures_not_guesses: Number(codeFailures.rows[0]?.other ?? 0),
     codes_verified_stored: ids['twofold.2fa.verified'] ?? 0,
     lockouts_imposed_stored: ids['twofold.lockout.imposed'] ?? 0,
     dlq_messages: dlqOffsets.reduce((n, p) => n + Number(p.high), 0),
