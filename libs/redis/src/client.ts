@@ -25,7 +25,30 @@ export function createRedis(url: string, role: RedisRole, extra: RedisOptions = 
           retryStrategy: (times) => Math.min(50 * times, 1_000),
         }
       : { maxRetriesPerRequest: null, enableOfflineQueue: true };
-  return new Redis(url, { lazyConnect: false, ...base, ...extra });
+  const client = new Redis(url, {
+    lazyConnect: false,
+    ...base,
+    ...extra,
+    // A list of this client's own: scripts defined on it are added (below).
+    autoPipeliningIgnoredCommands: [...(extra.autoPipeliningIgnoredCommands ?? [])],
+  });
+  if (client.options.enableAutoPipelining) sendDefinedCommandsAlone(client);
+  return client;
+}
+
+/**
+ * ioredis 5.11 builds an auto-pipeline with the commands defined when it was opened: a
+ * script defined while one is pending is missing from it, and the pipeline's callback then
+ * crashes the process ("results[i] is not iterable"). Commands defined with
+ * `defineCommand` are therefore sent on their own on an auto-pipelined client (explicit
+ * pipelines still carry them); hot-path scripts use EVALSHA, which auto-pipelines safely.
+ */
+function sendDefinedCommandsAlone(client: Redis): void {
+  const define = client.defineCommand.bind(client);
+  client.defineCommand = (name, definition) => {
+    client.options.autoPipeliningIgnoredCommands!.push(name);
+    define(name, definition);
+  };
 }
 
 /** Waits until a client is ready (state clients refuse commands before that). */

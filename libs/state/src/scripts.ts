@@ -1,10 +1,24 @@
+import { createHash } from 'node:crypto';
 import type { Redis } from '@twofold/redis';
 
 const defined = new WeakMap<Redis, Set<string>>();
+const digests = new Map<string, string>();
+
+/** SHA-1 of a script, as EVALSHA names it. */
+function digestOf(lua: string): string {
+  let sha = digests.get(lua);
+  if (!sha) digests.set(lua, (sha = createHash('sha1').update(lua).digest('hex')));
+  return sha;
+}
 
 /**
- * Runs a Lua script by its SHA (EVALSHA, loading it on first use per client) so hot paths
- * do not resend the script text on every call.
+ * Runs a Lua script by its SHA (EVALSHA; EVAL once when Redis does not know it yet, which
+ * also caches it there) so hot paths do not resend the script text on every call.
+ *
+ * Builtin commands rather than ioredis `defineCommand`: a command defined while an
+ * auto-pipeline is pending is missing from that pipeline, and ioredis 5.11 then crashes the
+ * process ("results[i] is not iterable"). EVALSHA is safe on every client, auto-pipelined
+ * or not. `name` says which script failed.
  */
 export async function runScript(
   redis: Redis,
@@ -13,16 +27,19 @@ export async function runScript(
   keys: readonly string[],
   args: readonly (string | number)[],
 ): Promise<unknown> {
-  let names = defined.get(redis);
-  if (!names) defined.set(redis, (names = new Set()));
-  if (!names.has(name)) {
-    redis.defineCommand(name, { lua });
-    names.add(name);
+  try {
+    return await redis.evalsha(digestOf(lua), keys.length, ...keys, ...args);
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw withScriptName(err, name);
+    return redis.eval(lua, keys.length, ...keys, ...args).catch((e: unknown) => {
+      throw withScriptName(e, name);
+    });
   }
-  const command = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<unknown>>)[
-    name
-  ]!;
-  return command.call(redis, keys.length, ...keys, ...args);
+}
+
+function withScriptName(err: unknown, name: string): unknown {
+  if (err instanceof Error && !err.message.startsWith(`${name}: `)) err.message = `${name}: ${err.message}`;
+  return err;
 }
 
 /**

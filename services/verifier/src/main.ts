@@ -23,10 +23,8 @@ const metrics = createServiceMetrics('verifier');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 // Auto-pipelining: the commands a batch issues in one tick (session reads, lock reads, the
-// challenges, the decisions) leave in one write instead of one write each. Scripts go
-// through explicit pipelines here (runScriptMany): ioredis 5.11 auto-pipelining crashes the
-// process on a script command sent on its own ("results[i] is not iterable", seen when the
-// api's client was tried with it), so no lone script may be sent on this client.
+// challenges, the decisions) leave in one write instead of one write each (createRedis keeps
+// scripts defined with defineCommand out of it: see libs/redis).
 const redis = createRedis(config.redis.url, 'state', { enableAutoPipelining: true });
 const pool = createPool({
   url: config.database.url,
