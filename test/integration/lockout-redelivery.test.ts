@@ -1,8 +1,9 @@
 // At-least-once delivery, exactly-once effect: failures the detector reads twice (its
 // effect done, then a crash before the commit) count once, and what it announces has the
 // same ids the second time.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEvent, type TopicRole } from '@twofold/contracts';
+import { createEvent, hashSessionToken, type TopicRole } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import { resolveLockoutRules } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
@@ -72,6 +73,41 @@ const imposedIds = () =>
     .json<{ id: string; type: string }>()
     .filter((e) => e.type === 'twofold.lockout.imposed')
     .map((e) => e.id);
+const userLocksOf = (username: string) =>
+  security
+    .json<{ id: string; type: string; time: string; data: Record<string, unknown> }>()
+    .filter(
+      (e) => e.type === 'twofold.lockout.imposed' && e.data['scope'] === 'user' && e.data['key'] === username,
+    );
+
+const failed = (username: string, ip: string) =>
+  createEvent('twofold.login.failed', 'app/jira', username, { appId: 'jira', ip, reason: 'bad_password' });
+
+/** A complete sign-in (primary login, then the code verified): the IP's network is known-good. */
+async function signIn(username: string, ip: string) {
+  const session = hashSessionToken(randomUUID());
+  await world.producer.publish('login', [
+    createEvent('twofold.login.succeeded', 'app/jira', username, {
+      appId: 'jira',
+      session,
+      method: 'password',
+      ip,
+    }),
+  ]);
+  await world.producer.publish('secondFactor', [
+    createEvent('twofold.2fa.verified', 'service/api', username, { appId: 'jira', session, method: 'totp' }),
+  ]);
+}
+
+/** Crash before any commit: the group starts over from the first offset. */
+async function replayFromTheStart() {
+  const admin = world.kafka.admin();
+  await admin.connect();
+  for (const topic of [world.topics.login, world.topics.secondFactor]) {
+    await admin.resetOffsets({ groupId: groupId(), topic, earliest: true });
+  }
+  await admin.disconnect();
+}
 
 describe('redelivery', () => {
   it('counts failures read twice once: after a crash before the commit, and after a replay of the topic', async () => {
@@ -99,13 +135,7 @@ describe('redelivery', () => {
     expect(announced).toHaveLength(1);
     await first.stop();
 
-    // Crash before any commit: the group starts over from the first offset.
-    const admin = world.kafka.admin();
-    await admin.connect();
-    for (const topic of [world.topics.login, world.topics.secondFactor]) {
-      await admin.resetOffsets({ groupId: groupId(), topic, earliest: true });
-    }
-    await admin.disconnect();
+    await replayFromTheStart();
     const second = detectorWith(world.producer);
     await second.start();
     await caughtUp();
@@ -129,5 +159,67 @@ describe('redelivery', () => {
     const by = (outcome: string) => counted.values.find((v) => v.labels['outcome'] === outcome)?.value;
     expect(by('counted')).toBe(7);
     expect(by('duplicate')).toBeGreaterThanOrEqual(7);
+  });
+
+  it('announces a widening again, as it was, when the failure that widened the lock is read twice', async () => {
+    const home = '192.0.2.40';
+    const elsewhere = '198.51.100.40';
+    // Known at home, then the NIST bound from elsewhere: a user lock that spares home.
+    const setup = detectorWith(world.producer);
+    await setup.start();
+    await signIn('widened', home);
+    await eventually(
+      async () =>
+        (await readLockState(redis, world.config.redis.keyPrefix, 'widened', home)).knownNetwork
+          ? true
+          : undefined,
+      20_000,
+      'home known-good',
+    );
+    await world.producer.publish(
+      'login',
+      Array.from({ length: rules.hardLock.consecutiveFailures }, () => failed('widened', elsewhere)),
+    );
+    const lock = await eventually(async () => userLocksOf('widened')[0], 30_000, 'the user lock');
+    expect(lock.data).toMatchObject({ sparesKnownNetworks: true });
+    // The widening is announced under an id of its own (the lock's id and the new rule).
+    const wideningsOf = () => userLocksOf('widened').filter((e) => e.id !== lock.id);
+    await caughtUp();
+    await setup.stop();
+
+    // Failures from home too: the lock is widened, then a "crash" before it is announced.
+    const crashing = crashingOnce(world.producer);
+    const first = detectorWith(crashing);
+    await first.start();
+    await world.producer.publish(
+      'login',
+      Array.from({ length: rules.hardLock.knownNetworkFailures }, () => failed('widened', home)),
+    );
+    await caughtUp();
+    await first.stop();
+    expect(crashing.crashed).toBe(true);
+    expect(
+      (await readLockState(redis, world.config.redis.keyPrefix, 'widened', home)).userLock,
+    ).not.toBeNull();
+    // The retry announces the widening all the same, timed when it was widened.
+    const widenedAt = await redis.hget(userKey('widened', 'lock'), 'widenedAt');
+    const widened = wideningsOf();
+    expect(widened).toHaveLength(1);
+    expect(widened[0]!.data).toMatchObject({
+      rule: 'consecutive_failures_known_networks',
+      sparesKnownNetworks: false,
+      lockId: lock.data['lockId'],
+    });
+    expect(Date.parse(widened[0]!.time)).toBe(Number(widenedAt));
+
+    // A replay of the topic announces it again, identical (same id, same time).
+    await replayFromTheStart();
+    const second = detectorWith(world.producer);
+    await second.start();
+    await caughtUp();
+    await second.stop();
+    const again = wideningsOf();
+    expect(again.length).toBeGreaterThanOrEqual(2);
+    for (const event of again) expect(event).toEqual(widened[0]);
   });
 });

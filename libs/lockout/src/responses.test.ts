@@ -3,6 +3,7 @@ import {
   LOCKOUT_RULE,
   backoffSchedule,
   decideFailureResponses,
+  decideRedeliveredFailureResponses,
   lockDurationMs,
   type FailureFacts,
 } from './responses.js';
@@ -126,6 +127,40 @@ describe('decideFailureResponses', () => {
       failures: 25,
       evidence: { distinctUsers: 25, windowSeconds: 600 },
     });
+  });
+});
+
+describe('decideRedeliveredFailureResponses', () => {
+  const redelivered = (over: Omit<Over, 'existing'>, userLock: FailureFacts['existing']['userLock']) =>
+    decideRedeliveredFailureResponses(rules, facts(over), userLock).map((r) => `${r.kind}:${r.rule}`);
+
+  it.each<[string, Omit<Over, 'existing'>, FailureFacts['existing']['userLock'], string[]]>([
+    [
+      'asks as if nothing were in force',
+      { pairFailures: 5, ipUsers: 20 },
+      'none',
+      ['user_ip:user_ip_backoff', 'ip:credential_stuffing_ip'],
+    ],
+    [
+      'a user lock that spares home: asks to impose, not widen',
+      { streak: 150, streakFromKnownNetworks: 10 },
+      'spares_known_networks',
+      ['user:consecutive_failures_known_networks'],
+    ],
+    [
+      'a user lock on every network: asks to widen too (it may have widened it)',
+      { streak: 150, streakFromKnownNetworks: 10 },
+      'every_network',
+      ['user:consecutive_failures_known_networks', 'user_widen:consecutive_failures_known_networks'],
+    ],
+    [
+      'a user lock on every network, home failures below 10: no widen',
+      { streak: 150, streakFromKnownNetworks: 9 },
+      'every_network',
+      ['user:consecutive_failures'],
+    ],
+  ])('%s', (_name, over, userLock, expected) => {
+    expect(redelivered(over, userLock)).toEqual(expected);
   });
 });
 

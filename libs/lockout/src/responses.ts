@@ -143,6 +143,35 @@ export function decideFailureResponses(rules: LockoutRules, facts: FailureFacts)
   return out;
 }
 
+const NOTHING_IN_FORCE: FailureFacts['existing'] = {
+  userLock: 'none',
+  forceSecondFactor: false,
+  userIpLock: false,
+  ipBlock: false,
+  networkBlock: false,
+};
+
+/**
+ * The lockouts a redelivered failure asks for. It may have imposed or widened a lockout that
+ * was never announced (a crash in between), and its counts are today's, not those it saw:
+ * it asks as if nothing were in force and, when the user lock covers every network, to widen
+ * it. The store answers for the lockout this very failure imposed or widened, to announce
+ * again, and skips the rest.
+ */
+export function decideRedeliveredFailureResponses(
+  rules: LockoutRules,
+  facts: Omit<FailureFacts, 'existing'>,
+  userLock: FailureFacts['existing']['userLock'],
+): FailureResponse[] {
+  const out = decideFailureResponses(rules, { ...facts, existing: NOTHING_IN_FORCE });
+  if (userLock !== 'every_network') return out;
+  const widen = decideFailureResponses(rules, {
+    ...facts,
+    existing: { ...NOTHING_IN_FORCE, userLock: 'spares_known_networks' },
+  }).filter((r) => r.kind === 'user_widen');
+  return [...out, ...widen];
+}
+
 /**
  * Lock durations (ms) by level: the first lock of a key lasts `baseSeconds`, each next one
  * (within the level memory) twice the previous, up to `maxSeconds`; the last entry repeats.

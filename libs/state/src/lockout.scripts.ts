@@ -180,10 +180,11 @@ return out
  * `permanentAfter`, `schedule` (comma-separated durations by level, ms), `widen`.
  * ARGV head: now, claimTtl.
  *
- * Replies per imposition {status, ...record fields} where status is `imposed` (new),
- * `existing` (this very lockout, imposed before: announce again), `widened` (a user lock
- * that spared known networks now covers every network), or `skipped` with no fields (another
- * lockout is in force, or this one was lifted already).
+ * Replies per imposition {status, ...record fields, widenedAt} where status is `imposed`
+ * (new), `existing` (this very lockout, imposed before: announce again), `widened` (a user
+ * lock that spared known networks now covers every network; again for the cause that widened
+ * it, to announce again), or `skipped` with no fields (another lockout is in force, or this
+ * one was lifted already).
  */
 export const LOCKOUT_IMPOSE_SCRIPT = `
 local now, claimTtl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -192,6 +193,7 @@ local function reply(status, lockKey)
   local r = { status }
   local values = redis.call('HMGET', lockKey, unpack(FIELDS))
   for i = 1, #FIELDS do r[i + 1] = values[i] or '' end
+  r[#FIELDS + 2] = redis.call('HGET', lockKey, 'widenedAt') or ''
   return r
 end
 local a = 3
@@ -206,10 +208,14 @@ for g = 1, #KEYS do
       ARGV[a + 8], tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10]), ARGV[a + 11], ARGV[a + 12]
     a = a + 13
     local lockKey = base .. ':' .. lockSub
-    local current = redis.call('HMGET', lockKey, 'id', 'spares')
+    local current = redis.call('HMGET', lockKey, 'id', 'spares', 'widenedBy')
     if widen == '1' then
       if current[1] and current[2] == '1' then
-        redis.call('HSET', lockKey, 'spares', '0', 'rule', rule, 'failures', failures)
+        -- Who widened it and when: a redelivery of that cause announces it again, as it was.
+        redis.call('HSET', lockKey, 'spares', '0', 'rule', rule, 'failures', failures,
+          'widenedBy', lockId, 'widenedAt', string.format('%.0f', now))
+        replies[i] = reply('widened', lockKey)
+      elseif current[1] and current[3] == lockId then
         replies[i] = reply('widened', lockKey)
       else
         replies[i] = { 'skipped' }

@@ -3,6 +3,7 @@ import type { Redis } from '@twofold/redis';
 import {
   lockoutKeys,
   lockoutLocation,
+  RECORD_FIELDS,
   recordFrom,
   type LockoutRecord,
   type LockoutTarget,
@@ -137,6 +138,8 @@ export interface ImposedLockout {
   readonly status: 'imposed' | 'existing' | 'widened';
   readonly record: LockoutRecord;
   readonly ref: LockoutRef;
+  /** ISO time a user lock was widened (set once widened): the time of its announcement. */
+  readonly widenedAt?: string;
 }
 
 export type LiftAtExpiry =
@@ -393,6 +396,7 @@ export function createLockoutStore(
           items.forEach((item, i) => {
             const [status, ...fields] = reply[g]![i]!;
             const record = status === 'skipped' ? undefined : recordFrom(fields);
+            const widenedAt = fields[RECORD_FIELDS.length];
             outcome.set(
               item,
               record
@@ -400,6 +404,7 @@ export function createLockoutStore(
                     status: status as ImposedLockout['status'],
                     record,
                     ref: { base: item.location.base, lockSub: item.location.lockSub, lockId: record.lockId },
+                    ...(widenedAt ? { widenedAt: new Date(Number(widenedAt)).toISOString() } : {}),
                   }
                 : undefined,
             );

@@ -4,6 +4,7 @@ import {
   attackDetectedEvent,
   backoffSchedule,
   decideFailureResponses,
+  decideRedeliveredFailureResponses,
   lockoutImposedEvent,
   userIpKey,
   type FailureResponse,
@@ -142,8 +143,8 @@ function recordKeyOf(imposition: LockoutImposition): string {
  * signal (idempotent by event id), the pure rules decide, a second round trip (only when a
  * rule fires) imposes what is absent, then the lift jobs are scheduled and the security
  * events published. A failure anywhere fails the batch and the runner retries it: counts
- * do not change on the retry, lockouts this batch imposed are found again ("existing") and
- * announced with the same event ids.
+ * do not change on the retry, lockouts this batch imposed (widened) are found again
+ * ("existing", "widened") and announced with the same event ids and times.
  */
 export function createLockoutHandler(deps: {
   store: LockoutStore;
@@ -277,7 +278,12 @@ export function createLockoutHandler(deps: {
 
     const wanted = new Map<
       string,
-      { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>>; item: ConsumedEvent }
+      {
+        imposition: LockoutImposition;
+        evidence?: Readonly<Record<string, number>>;
+        item: ConsumedEvent;
+        redelivered: boolean;
+      }
     >();
     // Counted once per chunk: a labelled inc per failure is measurable at 20,000 failures/s.
     const read = new Map<string, number>();
@@ -286,7 +292,7 @@ export function createLockoutHandler(deps: {
       const network = counts.networks.get(failure.network)![networkAt] as NetworkFailureCounts;
       const label = `${failure.topic}|${user.duplicate ? 'duplicate' : 'counted'}`;
       read.set(label, (read.get(label) ?? 0) + 1);
-      const responses = decideFailureResponses(rules, {
+      const facts = {
         knownNetwork: user.knownNetwork,
         streak: user.streak,
         streakFromKnownNetworks: user.streakFromKnownNetworks,
@@ -294,24 +300,31 @@ export function createLockoutHandler(deps: {
         userSources: user.userSources,
         ipUsers: network.ipUsers,
         networkUsers: network.networkUsers,
-        // A redelivered failure may have imposed a lockout that was never announced (a
-        // crash in between): it asks again as if nothing were in force, and the store
-        // answers "existing" for the lockout this very event caused, to announce again.
-        existing: {
-          userLock: user.duplicate ? 'none' : user.userLock,
-          forceSecondFactor: !user.duplicate && user.forceSecondFactor,
-          userIpLock: !user.duplicate && user.userIpLock,
-          ipBlock: !user.duplicate && network.ipBlock,
-          networkBlock: !user.duplicate && network.networkBlock,
-        },
-      });
+      };
+      // A redelivered failure may have imposed (widened) a lockout that was never announced
+      // (a crash in between): the store answers "existing" ("widened") for what this very
+      // event did, to announce again.
+      const responses = user.duplicate
+        ? decideRedeliveredFailureResponses(rules, facts, user.userLock)
+        : decideFailureResponses(rules, {
+            ...facts,
+            existing: {
+              userLock: user.userLock,
+              forceSecondFactor: user.forceSecondFactor,
+              userIpLock: user.userIpLock,
+              ipBlock: network.ipBlock,
+              networkBlock: network.networkBlock,
+            },
+          });
       for (const response of responses) {
         const planned = impositionOf(response, failure, rules, schedulesFor(rules));
         // Fresh failures ask once per lockout (the first to cross wins). Redelivered ones
-        // see today's counts, not those they saw then, so each asks with its own id: the
-        // one that caused the lockout finds it ("existing") and announces it again.
-        const key = recordKeyOf(planned.imposition) + (user.duplicate ? `\n${failure.id}` : '');
-        if (!wanted.has(key)) wanted.set(key, { ...planned, item });
+        // see today's counts, not those they saw then, so each asks with its own id (to
+        // impose and to widen apart): the one that caused it finds it and announces it again.
+        const key =
+          recordKeyOf(planned.imposition) +
+          (user.duplicate ? `\n${failure.id}${planned.imposition.widen ? '\nwiden' : ''}` : '');
+        if (!wanted.has(key)) wanted.set(key, { ...planned, item, redelivered: user.duplicate });
       }
     }
     for (const [label, n] of read) {
@@ -333,9 +346,10 @@ export function createLockoutHandler(deps: {
       if (!result) return;
       const plan = plans[i]!;
       const { record } = result;
-      // A lockout found again ("existing", a redelivery) is announced as it was first: same
-      // id and same time (the audit's unique key holds the time; a new one would be a new row).
-      const time = result.status === 'widened' ? new Date(now) : new Date(record.imposedAt);
+      // A lockout found again ("existing", or "widened" for a redelivery) is announced as it
+      // was first: same id and same time (the audit's unique key holds the time; a new one
+      // would be a new row).
+      const time = new Date(result.status === 'widened' ? (result.widenedAt ?? now) : record.imposedAt);
       events.push(lockoutImposedEvent(record, { time, widened: result.status === 'widened' }));
       if (result.status !== 'widened' && plan.evidence) {
         const kind = record.mode === 'force_second_factor' ? 'brute_force' : 'credential_stuffing';
@@ -349,7 +363,9 @@ export function createLockoutHandler(deps: {
         );
         if (result.status === 'imposed') metrics.attacks.inc({ kind });
       }
-      if (result.status === 'imposed' || result.status === 'widened') {
+      // A redelivered failure widens only a lock it widened before (it asks when the lock
+      // covers every network already): an announcement again, not a new lockout.
+      if (result.status === 'imposed' || (result.status === 'widened' && !plan.redelivered)) {
         metrics.imposed.inc({ scope: record.scope, rule: record.rule });
         metrics.detection.observe({ scope: record.scope }, Math.max(0, now - plan.item.timestamp) / 1000);
       }
