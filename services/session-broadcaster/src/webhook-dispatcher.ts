@@ -98,7 +98,7 @@ async function post(
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-      throw new Error(`no answer within ${timeoutMs} ms`);
+      throw new Error(`no answer within ${timeoutMs} ms`, { cause: err });
     }
     // undici wraps a refused connection; the cause names it (ECONNREFUSED).
     const cause = (err as { cause?: unknown }).cause;
