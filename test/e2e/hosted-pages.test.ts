@@ -28,7 +28,19 @@ const now = () => Math.floor(Date.now() / 1000);
 const jira = () => apiClient(services.apiUrl, jiraKey);
 
 /** The id of the element that has the keyboard focus. */
-const focusedId = (page: Page) => page.evaluate<string | undefined>('document.activeElement?.id');
+/**
+ * The focused element's id once focus settles on `expected` (within 5 s), else the id it
+ * has then: the browser applies autofocus at a rendering update after the load event, so
+ * a busy machine can read it a moment too early.
+ */
+async function focusedId(page: Page, expected: string): Promise<string | undefined> {
+  await page
+    .waitForFunction(`document.activeElement?.id === ${JSON.stringify(expected)}`, undefined, {
+      timeout: 5_000,
+    })
+    .catch(() => undefined);
+  return page.evaluate<string | undefined>('document.activeElement?.id');
+}
 
 async function shoot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
@@ -102,7 +114,7 @@ describe('in a browser', () => {
     await code.fill(oathtoolTotp(secret, { atSeconds: now() - 3600 }));
     await page.getByRole('button', { name: 'Confirm' }).click();
     await expect(page.locator('#code-error').innerText()).resolves.toMatch(/That code is not right/);
-    expect(await focusedId(page)).toBe('code');
+    expect(await focusedId(page, 'code')).toBe('code');
     await shoot(page, '2-enroll-wrong-code');
 
     await page.getByLabel('Code your app shows now').fill(oathtoolTotp(secret, { atSeconds: now() - 30 }));
@@ -143,7 +155,7 @@ describe('in a browser', () => {
     );
     await expect(page.title()).resolves.toBe('Confirm it’s you · twofold');
     // Focus starts in the field; it is labelled, numeric, and a one-time-code field.
-    expect(await focusedId(page)).toBe('code');
+    expect(await focusedId(page, 'code')).toBe('code');
     const field = page.getByLabel('Code from your authenticator app');
     expect(await field.getAttribute('inputmode')).toBe('numeric');
     expect(await field.getAttribute('autocomplete')).toBe('one-time-code');
