@@ -221,5 +221,9 @@ describe('redelivery', () => {
     const again = wideningsOf();
     expect(again.length).toBeGreaterThanOrEqual(2);
     for (const event of again) expect(event).toEqual(widened[0]);
+    // And the lock as it was imposed, again as it was first announced (not as widened since).
+    const imposedAgain = userLocksOf('widened').filter((e) => e.id === lock.id);
+    expect(imposedAgain.length).toBeGreaterThanOrEqual(2);
+    for (const event of imposedAgain) expect(event).toEqual(lock);
   });
 });

@@ -181,7 +181,8 @@ return out
  * ARGV head: now, claimTtl.
  *
  * Replies per imposition {status, ...record fields, widenedAt} where status is `imposed`
- * (new), `existing` (this very lockout, imposed before: announce again), `widened` (a user
+ * (new), `existing` (this very lockout, imposed before: announce again, with the fields it
+ * was imposed with even if widened since), `widened` (a user
  * lock that spared known networks now covers every network; again for the cause that widened
  * it, to announce again), or `skipped` with no fields (another lockout is in force, or this
  * one was lifted already).
@@ -189,11 +190,17 @@ return out
 export const LOCKOUT_IMPOSE_SCRIPT = `
 local now, claimTtl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local FIELDS = { 'id', 'scope', 'key', 'mode', 'rule', 'until', 'imposedAt', 'failures', 'level', 'spares' }
-local function reply(status, lockKey)
+local function reply(status, lockKey, asImposed)
   local r = { status }
   local values = redis.call('HMGET', lockKey, unpack(FIELDS))
   for i = 1, #FIELDS do r[i + 1] = values[i] or '' end
-  r[#FIELDS + 2] = redis.call('HGET', lockKey, 'widenedAt') or ''
+  local widening = redis.call('HMGET', lockKey, 'widenedAt', 'imposedRule', 'imposedFailures')
+  r[#FIELDS + 2] = widening[1] or ''
+  -- Announced again as imposed: as it was imposed, before a widening changed it (rule is
+  -- FIELDS[5], failures FIELDS[8], spares FIELDS[10]; a widened lock spared known networks).
+  if asImposed and widening[2] then
+    r[6], r[9], r[11], r[#FIELDS + 2] = widening[2], widening[3], '1', ''
+  end
   return r
 end
 local a = 3
@@ -208,12 +215,14 @@ for g = 1, #KEYS do
       ARGV[a + 8], tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10]), ARGV[a + 11], ARGV[a + 12]
     a = a + 13
     local lockKey = base .. ':' .. lockSub
-    local current = redis.call('HMGET', lockKey, 'id', 'spares', 'widenedBy')
+    local current = redis.call('HMGET', lockKey, 'id', 'spares', 'widenedBy', 'rule', 'failures')
     if widen == '1' then
       if current[1] and current[2] == '1' then
-        -- Who widened it and when: a redelivery of that cause announces it again, as it was.
+        -- Who widened it and when: a redelivery of that cause announces it again, as it was;
+        -- and what it was, for a redelivery of the failure that imposed it.
         redis.call('HSET', lockKey, 'spares', '0', 'rule', rule, 'failures', failures,
-          'widenedBy', lockId, 'widenedAt', string.format('%.0f', now))
+          'widenedBy', lockId, 'widenedAt', string.format('%.0f', now),
+          'imposedRule', current[4], 'imposedFailures', current[5])
         replies[i] = reply('widened', lockKey)
       elseif current[1] and current[3] == lockId then
         replies[i] = reply('widened', lockKey)
@@ -221,7 +230,7 @@ for g = 1, #KEYS do
         replies[i] = { 'skipped' }
       end
     elseif current[1] then
-      if current[1] == lockId then replies[i] = reply('existing', lockKey) else replies[i] = { 'skipped' } end
+      if current[1] == lockId then replies[i] = reply('existing', lockKey, true) else replies[i] = { 'skipped' } end
     elseif redis.call('EXISTS', base .. ':lifted:' .. lockId) == 1 then
       replies[i] = { 'skipped' }
     else
