@@ -194,7 +194,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   }
 
   /** Marks the batch done once its effect happened: fetching goes on after it, the commit follows. */
-  async function commit(
+  async function markDone(
     batch: EachBatchPayload['batch'],
     resolveOffset: (offset: string) => void,
     heartbeat: () => Promise<void>,
@@ -240,7 +240,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
         isStale,
       );
       if (!done) return;
-      await commit(batch, resolveOffset, heartbeat);
+      await markDone(batch, resolveOffset, heartbeat);
       metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, raw.length);
       return;
     }
@@ -295,7 +295,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       isStale,
     );
     if (!done) return;
-    await commit(batch, resolveOffset, heartbeat);
+    await markDone(batch, resolveOffset, heartbeat);
 
     metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'ok' }, valid.length);
     if (invalid.length) metrics.kafkaMessages.inc({ topic: batch.topic, outcome: 'dlq' }, invalid.length);

@@ -96,13 +96,12 @@ async function post(
     await response.body.dump();
     return response.statusCode;
   } catch (err) {
+    // Network errors come as they are (connect ECONNREFUSED …); undici's timeouts say why.
     const code = (err as { code?: string }).code;
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
       throw new Error(`no answer within ${timeoutMs} ms`, { cause: err });
     }
-    // undici wraps a refused connection; the cause names it (ECONNREFUSED).
-    const cause = (err as { cause?: unknown }).cause;
-    throw cause instanceof Error && !(err as Error).message.includes(cause.message) ? cause : err;
+    throw err;
   }
 }
 
