@@ -40,6 +40,7 @@ import { createLogger } from '@twofold/telemetry';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
 import { summarizeProfile } from './lib/cpu-profile.js';
 import { findings } from './lib/findings.js';
+import { serviceArgs } from './lib/services.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -284,13 +285,7 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
     const metricsPort = await freePort();
     sink = spawn(
       process.execPath,
-      [
-        ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-        '--conditions=twofold-source',
-        '--import',
-        'tsx',
-        'services/audit-sink/src/main.ts',
-      ],
+      [...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []), ...serviceArgs('audit-sink')],
       {
         cwd: REPO_ROOT,
         env: { ...env, METRICS_PORT: String(metricsPort) },

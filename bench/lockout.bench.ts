@@ -28,6 +28,7 @@ import { createRedis, waitForRedis } from '@twofold/redis';
 import { lockoutKeys, lockoutSourceOf } from '@twofold/state';
 import { createLogger } from '@twofold/telemetry';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
+import { serviceArgs } from './lib/services.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PARTITIONS = 12;
@@ -164,11 +165,8 @@ export async function runLockoutBench(opts: { quick: boolean }): Promise<Record<
     detector = spawn(
       process.execPath,
       [
-        '--conditions=twofold-source',
-        '--import',
-        'tsx',
         ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []),
-        'services/lockout-detector/src/main.ts',
+        ...serviceArgs('lockout-detector'),
       ],
       {
         cwd: REPO_ROOT,

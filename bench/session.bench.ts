@@ -24,6 +24,7 @@ import { createEvent, hashSessionToken } from '@twofold/contracts';
 import { createEventProducer } from '@twofold/kafka';
 import { createSessionWorld, percentile } from '../test/integration/session-world.js';
 import { REPO_ROOT } from '../test/support/stack.js';
+import { serviceArgs } from './lib/services.js';
 
 const APPS = ['jira', 'confluence', 'bitbucket'] as const;
 const TICK_MS = 10;
@@ -155,8 +156,7 @@ export async function runSessionBench(opts: { quick: boolean }): Promise<Record<
     const delivererPort = await freePort();
     const broadcasterArgs = [
       ...(process.env['BENCH_BROADCASTER_NODE_ARGS']?.split(' ').filter(Boolean) ?? []),
-      ...SOURCE_ARGS,
-      'services/session-broadcaster/src/main.ts',
+      ...serviceArgs('session-broadcaster'),
     ];
     const logLevel = process.env['BENCH_LOG'] ?? 'warn';
     const broadcaster = spawn(process.execPath, broadcasterArgs, {
@@ -182,7 +182,7 @@ export async function runSessionBench(opts: { quick: boolean }): Promise<Record<
     });
     children.push(deliverer);
     const apiPort = await freePort();
-    const api = spawn(process.execPath, [...SOURCE_ARGS, 'services/api/src/main.ts'], {
+    const api = spawn(process.execPath, serviceArgs('api'), {
       cwd: REPO_ROOT,
       env: {
         ...env,

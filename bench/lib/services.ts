@@ -24,6 +24,20 @@ export type ServiceMode = 'dist' | 'source';
 
 export const serviceMode = (): ServiceMode => (process.env['BENCH_SERVICES'] === 'dist' ? 'dist' : 'source');
 
+/** Node arguments that start a service's main module in the given mode (see the top of this file). */
+export function serviceArgs(name: ServiceName, mode: ServiceMode = serviceMode()): string[] {
+  return mode === 'dist'
+    ? ['--import', '@twofold/telemetry/register', `services/${name}/dist/main.js`]
+    : [
+        '--conditions=twofold-source',
+        '--import',
+        'tsx',
+        '--import',
+        '@twofold/telemetry/register',
+        `services/${name}/src/main.ts`,
+      ];
+}
+
 export interface BenchServices {
   apiUrl: string;
   mode: ServiceMode;
@@ -54,18 +68,7 @@ export async function startBenchServices(
   for (const name of names) {
     const metricsPort = name === 'api' ? apiPort : await freePort();
     ports.set(name, metricsPort);
-    const args =
-      mode === 'dist'
-        ? ['--import', '@twofold/telemetry/register', `services/${name}/dist/main.js`]
-        : [
-            '--conditions=twofold-source',
-            '--import',
-            'tsx',
-            '--import',
-            '@twofold/telemetry/register',
-            `services/${name}/src/main.ts`,
-          ];
-    const child = spawn(process.execPath, args, {
+    const child = spawn(process.execPath, serviceArgs(name, mode), {
       cwd: REPO_ROOT,
       env: {
         ...world.env,
