@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, enrollmentVersionKey } from '@twofold/state';
+import { createPool, type Pool } from '@twofold/store';
+import { createSealedEnrollmentReader } from '@twofold/verification';
 import { oathtoolTotp, secretOf } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { isolated, type Isolated } from '../support/stack.js';
@@ -132,6 +134,43 @@ describe('enrollments kept by code verifiers', () => {
     expect(results.map((r) => r.status)).toEqual(Array.from({ length: 10 }, () => 200));
     expect(results.filter((r) => r.body.verified)).toHaveLength(1);
     expect(results.filter((r) => r.body.reason === 'replayed')).toHaveLength(9);
+  });
+});
+
+describe('sealed enrollments kept by the login verifier', () => {
+  it('reads a user once per version token: same token, no query; another token or none, read again', async () => {
+    await enroll(first, 'wes');
+    const pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 1 });
+    let queries = 0;
+    const counting = {
+      query: (...args: Parameters<Pool['query']>) => {
+        queries++;
+        return (pool.query as (...a: unknown[]) => unknown)(...args);
+      },
+    } as unknown as Pool;
+    try {
+      const read = createSealedEnrollmentReader(counting);
+      const once = await read(['wes', 'nobody'], ['v1', 'v1']);
+      expect([...once.keys()]).toEqual(['wes']);
+      expect(queries).toBe(1);
+      // Same tokens: both answers (enrolled, and not enrolled) come from memory.
+      const again = await read(['wes', 'nobody'], ['v1', 'v1']);
+      expect(again.get('wes')).toEqual(once.get('wes'));
+      expect(again.has('nobody')).toBe(false);
+      expect(queries).toBe(1);
+      // A new token (the authenticator changed) or none (Redis unreadable): read again.
+      await read(['wes'], ['v2']);
+      expect(queries).toBe(2);
+      await read(['wes'], [undefined]);
+      await read(['wes'], [undefined]);
+      expect(queries).toBe(4);
+      // Reset: the next token sees it gone.
+      expect((await admin(first)('DELETE', '/v1/admin/users/wes/enrollment')).status).toBe(204);
+      expect((await read(['wes'], ['v3'])).has('wes')).toBe(false);
+      expect(queries).toBe(5);
+    } finally {
+      await pool.end();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyCode, createEnrollmentCache } from './code-verifier.js';
+import { classifyCode } from './code-verifier.js';
+import { createEnrollmentCache } from './enrollment-cache.js';
 import { VerificationError } from './errors.js';
 
 const entry = (version: string, readAt: number) => ({

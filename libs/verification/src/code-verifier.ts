@@ -19,6 +19,7 @@ import {
   type ChallengeStore,
 } from '@twofold/state';
 import type { Enrollment, EnrollmentsRepository } from '@twofold/store';
+import { createEnrollmentCache } from './enrollment-cache.js';
 import { VerificationError } from './errors.js';
 
 export type SubmittedCode = { kind: 'totp'; digits: string } | { kind: 'backup_code'; code: string };
@@ -87,41 +88,6 @@ interface KeptEnrollment {
   readonly readAt: number;
 }
 
-/**
- * The enrollments a code verifier keeps in memory, so a user's next code costs no Postgres
- * read and no decryption. Each is kept under the user's enrollment version token, read from
- * Redis before the row; the replay guard's script checks that token, so a copy is never
- * used once the user's authenticator was reset or replaced: a reset changes the token
- * (see the enrollment service), in every replica at once. Bounded in size (oldest out first)
- * and in age (a copy is read again after `maxAgeMs` whatever the token says).
- */
-export function createEnrollmentCache(options: { maxEntries: number; maxAgeMs: number }) {
-  const kept = new Map<string, KeptEnrollment>();
-  return {
-    get(username: string, now: number): KeptEnrollment | undefined {
-      const entry = kept.get(username);
-      if (!entry) return undefined;
-      if (now - entry.readAt > options.maxAgeMs) {
-        kept.delete(username);
-        return undefined;
-      }
-      return entry;
-    },
-    set(username: string, entry: KeptEnrollment): void {
-      if (options.maxEntries <= 0) return;
-      kept.delete(username);
-      if (kept.size >= options.maxEntries) kept.delete(kept.keys().next().value!);
-      kept.set(username, entry);
-    },
-    delete(username: string): void {
-      kept.delete(username);
-    },
-    get size() {
-      return kept.size;
-    },
-  };
-}
-
 const unavailable = (what: string) =>
   new VerificationError('unavailable', `${what} is unavailable; try again`);
 
@@ -138,7 +104,7 @@ const unavailable = (what: string) =>
  */
 export function createCodeVerifier(deps: CodeVerifierDeps) {
   const source = deps.source ?? 'service/api';
-  const cache = createEnrollmentCache({
+  const cache = createEnrollmentCache<KeptEnrollment>({
     maxEntries: deps.cacheEntries ?? 100_000,
     maxAgeMs: deps.cacheMaxAgeMs ?? 60 * 60_000,
   });

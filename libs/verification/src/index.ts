@@ -6,5 +6,6 @@ export * from './errors.js';
 export * from './policy-snapshot.js';
 export * from './sealed-enrollment.js';
 export * from './code-verifier.js';
+export * from './enrollment-cache.js';
 export * from './enrollment.service.js';
 export * from './key-rotation.js';

@@ -1,5 +1,6 @@
 import type { TotpAlgorithm, TotpDigits } from '@twofold/otp';
 import type { Pool } from '@twofold/store';
+import { createEnrollmentCache } from './enrollment-cache.js';
 
 /**
  * A user's authenticator as stored: the secret still encrypted (AES-256-GCM under the key
@@ -45,4 +46,49 @@ export async function readSealedEnrollments(
       },
     ]),
   );
+}
+
+/**
+ * {@link readSealedEnrollments} that remembers: each user's row (or that the user has none)
+ * is kept under the enrollment version token read before it, so a user whose token is
+ * unchanged costs no query (most logins: one user signs in to several apps). Enrolling,
+ * replacing or resetting an authenticator changes the token (see the enrollment service),
+ * so a copy is never used after it. A user whose token could not be read is always read.
+ */
+export function createSealedEnrollmentReader(
+  pool: Pool,
+  options: { maxEntries?: number; maxAgeMs?: number } = {},
+) {
+  const cache = createEnrollmentCache<{ version: string; readAt: number; sealed: SealedEnrollment | null }>({
+    maxEntries: options.maxEntries ?? 100_000,
+    maxAgeMs: options.maxAgeMs ?? 60 * 60_000,
+  });
+  /** `versions[i]`: the token of `usernames[i]`, read before this call (undefined: unknown). */
+  return async function readUnderVersions(
+    usernames: readonly string[],
+    versions: readonly (string | undefined)[],
+  ): Promise<Map<string, SealedEnrollment>> {
+    const readAt = Date.now();
+    const found = new Map<string, SealedEnrollment>();
+    const missed: number[] = [];
+    usernames.forEach((username, i) => {
+      const version = versions[i];
+      const kept = version === undefined ? undefined : cache.get(username, readAt);
+      if (!kept || kept.version !== version) missed.push(i);
+      else if (kept.sealed) found.set(username, kept.sealed);
+    });
+    if (missed.length === 0) return found;
+    const read = await readSealedEnrollments(
+      pool,
+      missed.map((i) => usernames[i]!),
+    );
+    for (const i of missed) {
+      const username = usernames[i]!;
+      const sealed = read.get(username);
+      if (sealed) found.set(username, sealed);
+      const version = versions[i];
+      if (version !== undefined) cache.set(username, { version, readAt, sealed: sealed ?? null });
+    }
+    return found;
+  };
 }

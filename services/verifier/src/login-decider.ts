@@ -44,10 +44,14 @@ export function createLoginDecider(deps: {
   enrollmentVersions?: (usernames: readonly string[]) => Promise<readonly (string | undefined)[]>;
   /**
    * The users' stored authenticators (encrypted), read after their versions and sealed
-   * into their challenges, so the api checks a code without reading Postgres. Without it,
-   * only who is enrolled is read.
+   * into their challenges, so the api checks a code without reading Postgres. Given the
+   * versions just read (undefined where unknown), so it may answer from the copies kept
+   * under them. Without it, only who is enrolled is read.
    */
-  sealedEnrollments?: (usernames: readonly string[]) => Promise<ReadonlyMap<string, SealedEnrollment>>;
+  sealedEnrollments?: (
+    usernames: readonly string[],
+    versions: readonly (string | undefined)[],
+  ) => Promise<ReadonlyMap<string, SealedEnrollment>>;
   logger: Logger;
 }) {
   return async function decide(logins: readonly Login[]): Promise<SecondFactorDecided[]> {
@@ -62,7 +66,7 @@ export function createLoginDecider(deps: {
     const readEnrollments = async (): Promise<ReadonlySet<string>> => {
       if (!deps.sealedEnrollments) return deps.enrollments.enrolledAmong(usernames);
       versions = deps.enrollmentVersions ? await deps.enrollmentVersions(usernames).catch(() => []) : [];
-      sealed = await deps.sealedEnrollments(usernames);
+      sealed = await deps.sealedEnrollments(usernames, versions);
       return new Set(sealed.keys());
     };
     const [enrolled, sessions, locks] = await Promise.all([

@@ -3,7 +3,7 @@ import { pingRedis, type Redis } from '@twofold/redis';
 import { createChallengeStore, createDecisionStore, enrollmentVersions } from '@twofold/state';
 import { pingPostgres, type EnrollmentsRepository, type Pool } from '@twofold/store';
 import { Counter, Histogram, type Logger, type ServiceMetrics } from '@twofold/telemetry';
-import { readSealedEnrollments, type PolicySnapshot } from '@twofold/verification';
+import { createSealedEnrollmentReader, type PolicySnapshot } from '@twofold/verification';
 import { createLoginDecider, type LoginStateReader } from './login-decider.js';
 import { createLoginHandler } from './login.consumer.js';
 import { coalesceBatches } from './batch-coalescer.js';
@@ -43,7 +43,7 @@ export function buildVerifier(deps: VerifierDeps) {
     state: deps.state,
     challenges: createChallengeStore(deps.redis, deps.keyPrefix),
     enrollmentVersions: (usernames) => enrollmentVersions(deps.redis, deps.keyPrefix, usernames),
-    sealedEnrollments: (usernames) => readSealedEnrollments(deps.pool, usernames),
+    sealedEnrollments: createSealedEnrollmentReader(deps.pool),
     logger: deps.logger,
   });
   const consumer = createBatchConsumer({
