@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Redis } from '@twofold/redis';
 import { Problem } from '../problem.js';
+import { leasedRedisStore } from './rate-limit.store.js';
 
 /** Requests per minute; 0 turns a limit off. */
 export interface RateLimits {
@@ -81,7 +82,8 @@ function subjectOf(request: FastifyRequest, scope: Scope): string | undefined {
  * Body size limits per route and rate limits keyed by what is attacked — the challenge,
  * the enrollment, the app key — never by client IP: apps call from a few servers, and an
  * attacker behind many IPs still targets one challenge. Counters live in Redis so every
- * replica shares them; when Redis fails, requests pass (the code verifier itself fails closed).
+ * replica shares them, claimed in blocks for the large per-app limits (see rate-limit.store.ts);
+ * when Redis fails, requests pass (the code verifier itself fails closed).
  */
 export async function registerRequestLimits(
   app: FastifyInstance,
@@ -90,7 +92,7 @@ export async function registerRequestLimits(
   await app.register(rateLimit, {
     global: false,
     skipOnError: true,
-    ...(options.redis ? { redis: options.redis, nameSpace: `${options.keyPrefix ?? ''}rate:` } : {}),
+    ...(options.redis ? { store: leasedRedisStore(options.redis, `${options.keyPrefix ?? ''}rate:`) } : {}),
   });
 
   const limiters = new Map<string, ReturnType<typeof app.createRateLimit>>();
