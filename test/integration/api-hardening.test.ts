@@ -1,7 +1,9 @@
 // Issue 7: the api's hardening, against a real api process — rate limits keyed by challenge
 // and app key (not IP), security headers, body limits, and an OpenAPI document that
 // describes every route.
+import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
@@ -126,6 +128,16 @@ describe('headers and limits', () => {
       expect(res.headers.get('cross-origin-resource-policy')).toBe('same-origin');
       expect(res.headers.get('x-powered-by')).toBeNull();
     }
+  });
+
+  it('listens with a deep accept queue, so a burst of new connections is not dropped', () => {
+    // With Node's default backlog (511), 64 connections opened at once overflowed the accept
+    // queue on the test machine (TcpExtListenOverflows), and each dropped SYN waits 1 s.
+    const port = new URL(services.apiUrl).port;
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    const listening = execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' });
+    const backlog = Number(listening.trim().split(/\s+/)[2]); // Send-Q of a listener: its backlog
+    expect(backlog).toBe(Math.min(4096, somaxconn));
   });
 
   it('bodies are limited per route, and the problem says the limit', async () => {

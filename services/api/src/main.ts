@@ -103,7 +103,10 @@ await producer.connect();
 await waiter.start();
 await policySnapshot.start();
 await sessionFeed.start();
-await app.listen({ port: config.http.port, host: config.http.host });
+// A deep accept queue: with Node's default (511), a burst of a few dozen connections (an
+// app's pool opening, a load balancer's) overflowed it on our Linux test machines, and each
+// dropped SYN is retried by the client only after 1 s. The kernel caps it at somaxconn.
+await app.listen({ port: config.http.port, host: config.http.host, backlog: 4096 });
 
 stopOnSignals(
   createShutdown({
