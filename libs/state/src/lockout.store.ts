@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from '@twofold/redis';
+import { defineScripts } from './scripts.js';
 import {
   lockoutKeys,
   lockoutLocation,
@@ -156,19 +157,8 @@ const SCRIPTS = {
   twofoldLockoutSprayAdd: LOCKOUT_SPRAY_ADD_SCRIPT,
   twofoldLockoutSprayWindow: LOCKOUT_SPRAY_WINDOW_SCRIPT,
 } as const;
-type ScriptName = keyof typeof SCRIPTS;
-type ScriptFn = (numKeys: number, ...args: (string | number)[]) => Promise<unknown>;
-type WithScripts = { [K in ScriptName]: ScriptFn };
-
-const defined = new WeakSet<Redis>();
-/** Defines the scripts on a client once (EVALSHA, loaded on first use, also in pipelines). */
-function withScripts(redis: Redis): Redis & WithScripts {
-  if (!defined.has(redis)) {
-    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
-    defined.add(redis);
-  }
-  return redis as Redis & WithScripts;
-}
+/** The scripts as the pipeline of a client they are defined on calls them. */
+type ScriptCommands = Record<keyof typeof SCRIPTS, (...args: (string | number)[]) => Promise<unknown>>;
 
 /** Stable id of a lockout: its record key and the event that caused it. */
 export function lockoutIdOf(recordKey: string, causeId: string): string {
@@ -207,7 +197,7 @@ export function createLockoutStore(
   settings: LockoutStoreSettings | (() => LockoutStoreSettings),
 ) {
   const settingsNow = typeof settings === 'function' ? settings : () => settings;
-  const client = withScripts(redis);
+  const client = defineScripts(redis, SCRIPTS);
   const globalBase = lockoutKeys.global(prefix);
 
   return {
@@ -225,7 +215,7 @@ export function createLockoutStore(
       users: Map<string, UserSignalReply[]>;
       networks: Map<string, NetworkFailureCounts[]>;
     }> {
-      const pipeline = client.pipeline() as unknown as WithScripts & {
+      const pipeline = client.pipeline() as unknown as ScriptCommands & {
         exec(): Promise<[Error | null, unknown][] | null>;
       };
       const s = settingsNow();
@@ -359,7 +349,7 @@ export function createLockoutStore(
       }
       const s = settingsNow();
       const calls = chunk([...byBase], s.basesPerCall, s.eventsPerCall);
-      const pipeline = client.pipeline() as unknown as WithScripts & {
+      const pipeline = client.pipeline() as unknown as ScriptCommands & {
         exec(): Promise<[Error | null, unknown][] | null>;
       };
       for (const call of calls) {

@@ -4,6 +4,29 @@ import type { Redis } from '@twofold/redis';
 const defined = new WeakMap<Redis, Set<string>>();
 const digests = new Map<string, string>();
 
+/** A Lua script to define as a command: its text, and how many of its arguments are keys (else given per call). */
+export type ScriptDefinition = string | { lua: string; numberOfKeys: number };
+
+/**
+ * Defines Lua scripts as commands on a client (ioredis `defineCommand`: EVALSHA, the text
+ * sent once on NOSCRIPT; callable on the client and in its pipelines), once per client and
+ * name. On an auto-pipelined client, createRedis sends these commands on their own (see
+ * @twofold/redis); {@link runScript} suits those hot paths better.
+ */
+export function defineScripts<Name extends string>(
+  redis: Redis,
+  scripts: Readonly<Record<Name, ScriptDefinition>>,
+): Redis & Record<Name, (...args: (string | number)[]) => Promise<unknown>> {
+  let names = defined.get(redis);
+  if (!names) defined.set(redis, (names = new Set()));
+  for (const [name, script] of Object.entries<ScriptDefinition>(scripts)) {
+    if (names.has(name)) continue;
+    redis.defineCommand(name, typeof script === 'string' ? { lua: script } : script);
+    names.add(name);
+  }
+  return redis as Redis & Record<Name, (...args: (string | number)[]) => Promise<unknown>>;
+}
+
 /** SHA-1 of a script, as EVALSHA names it. */
 function digestOf(lua: string): string {
   let sha = digests.get(lua);
@@ -54,12 +77,7 @@ export async function runScriptMany(
 ): Promise<unknown[]> {
   if (calls.length === 0) return [];
   const pipelined = `${name}Pipelined`;
-  let names = defined.get(redis);
-  if (!names) defined.set(redis, (names = new Set()));
-  if (!names.has(pipelined)) {
-    redis.defineCommand(pipelined, { lua });
-    names.add(pipelined);
-  }
+  defineScripts(redis, { [pipelined]: lua });
   const pipeline = redis.pipeline() as unknown as Record<string, (...a: (string | number)[]) => unknown> & {
     exec(): Promise<[Error | null, unknown][] | null>;
   };

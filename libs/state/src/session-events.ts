@@ -1,4 +1,5 @@
 import type { Redis } from '@twofold/redis';
+import { defineScripts } from './scripts.js';
 
 /**
  * The replay buffer of session events for server-sent events: a Redis Stream written by
@@ -34,12 +35,8 @@ redis.call('SET', KEYS[2], doomed[#doomed][1])
 return excess
 `;
 const TRIM_COMMAND = 'twofoldSessionStreamTrim';
-const withTrim = new WeakSet<Redis>();
-function defineTrim(redis: Redis): void {
-  if (withTrim.has(redis)) return;
-  redis.defineCommand(TRIM_COMMAND, { numberOfKeys: 2, lua: TRIM_STREAM });
-  withTrim.add(redis);
-}
+const defineTrim = (redis: Redis) =>
+  defineScripts(redis, { [TRIM_COMMAND]: { numberOfKeys: 2, lua: TRIM_STREAM } });
 
 /** Trims the stream to its newest maxLen entries, remembering where it was cut; returns how many went. */
 export async function trimSessionEvents(redis: Redis, prefix: string, maxLen: number): Promise<number> {

@@ -1,4 +1,5 @@
 import { taggedKey, type Redis } from '@twofold/redis';
+import { defineScripts } from './scripts.js';
 
 /**
  * Session state: whether an SSO session (by its hash) has passed the second factor.
@@ -196,13 +197,11 @@ return string.format('%.0f', v)
 `;
 
 const COMMANDS = { applySession: 'twofoldSessionApply', raiseWatermark: 'twofoldSessionUserRevoke' } as const;
-const defined = new WeakSet<Redis>();
-function defineCommands(redis: Redis): void {
-  if (defined.has(redis)) return;
-  redis.defineCommand(COMMANDS.applySession, { numberOfKeys: 1, lua: APPLY_SESSION_CHANGE });
-  redis.defineCommand(COMMANDS.raiseWatermark, { numberOfKeys: 1, lua: RAISE_USER_WATERMARK });
-  defined.add(redis);
-}
+const defineCommands = (redis: Redis) =>
+  defineScripts(redis, {
+    [COMMANDS.applySession]: { numberOfKeys: 1, lua: APPLY_SESSION_CHANGE },
+    [COMMANDS.raiseWatermark]: { numberOfKeys: 1, lua: RAISE_USER_WATERMARK },
+  });
 
 type ScriptCall = (...args: (string | number)[]) => unknown;
 const call = (target: object, name: string): ScriptCall =>
