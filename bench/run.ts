@@ -206,7 +206,7 @@ async function main(): Promise<void> {
     });
 
   const distNote =
-    'compiled JavaScript (`node --import @twofold/telemetry/register services/<name>/dist/main.js`, as the image runs them) for the verifier and end-to-end benchmarks; the other modules start their services as they choose (from source)';
+    'compiled JavaScript (`node --import @twofold/telemetry/register services/<name>/dist/main.js`, as the image runs them) for every module but the api routes one, which starts the api from source as the integration tests do';
   let serviceModeNote =
     'TypeScript sources through tsx, as the local stack runs them (tsx resolves every require() at run time, which costs the services a few % of CPU more than production)';
   if (process.env['BENCH_SERVICES'] === 'source') {
