@@ -3,6 +3,7 @@
 // script. A reset through one api replica is seen at once by another that keeps the old
 // authenticator; the replay guard and the attempt count stay atomic across replicas.
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
@@ -168,9 +169,65 @@ describe('sealed enrollments kept by the login verifier', () => {
       expect((await admin(first)('DELETE', '/v1/admin/users/wes/enrollment')).status).toBe(204);
       expect((await read(['wes'], ['v3'])).has('wes')).toBe(false);
       expect(queries).toBe(5);
+      // "Not enrolled" is kept a shorter time than an authenticator.
+      const brief = createSealedEnrollmentReader(counting, { maxNoneAgeMs: 50 });
+      await brief(['nobody'], ['v1']);
+      await brief(['nobody'], ['v1']);
+      expect(queries).toBe(6);
+      await sleep(80);
+      await brief(['nobody'], ['v1']);
+      expect(queries).toBe(7);
     } finally {
       await pool.end();
     }
+  });
+
+  it('an activation changes the version token before the enrollment is stored', async () => {
+    // yuri is not enrolled, under a token the login verifier now keeps "not enrolled" with.
+    expect(await login(first, 'yuri')).toMatchObject({ decision: 'enroll', reason: 'not_enrolled' });
+    const key = enrollmentVersionKey(world.config.redis.keyPrefix, 'yuri');
+    const before = await redis.get(key);
+    expect(before).toBeTruthy();
+
+    // Holds the activation's transaction open after its insert, to look at Redis meanwhile.
+    const pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 1 });
+    try {
+      await pool.query(`
+        CREATE FUNCTION hold_activation() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+        CREATE TRIGGER hold_activation AFTER INSERT ON enrollments
+          FOR EACH ROW WHEN (NEW.username = 'yuri') EXECUTE FUNCTION hold_activation();`);
+      const started = await at(first)<{ enrollmentId: string; otpauthUri: string }>(
+        'POST',
+        '/v1/enrollments',
+        {
+          username: 'yuri',
+        },
+      );
+      expect(started.status).toBe(201);
+      const confirming = at(first)('POST', `/v1/enrollments/${started.body.enrollmentId}/confirm`, {
+        code: oathtoolTotp(secretOf(started.body.otpauthUri), { atSeconds: now() - 30 }),
+      });
+      const held = async () =>
+        (
+          await pool.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'INSERT INTO enrollments%'",
+          )
+        ).rows[0]!.n;
+      const deadline = Date.now() + 10_000;
+      while ((await held()) === 0 && Date.now() < deadline) await sleep(20);
+      expect(await held(), 'the activation reached its insert').toBe(1);
+      // The row is inserted, not committed: a login read now sees no enrollment, and must
+      // do so under a token that the commit leaves behind.
+      const during = await redis.get(key);
+      expect(during).toBeTruthy();
+      expect(during).not.toBe(before);
+      expect((await confirming).status).toBe(200);
+    } finally {
+      await pool.query('DROP TRIGGER IF EXISTS hold_activation ON enrollments');
+      await pool.end();
+    }
+    expect(await login(first, 'yuri')).toMatchObject({ decision: 'challenge', reason: 'policy_required' });
   });
 });
 

@@ -100,6 +100,10 @@ export function createEnrollmentService(deps: {
     if (!result.valid) return [];
     // The confirming code is spent: it cannot answer a challenge afterwards.
     await acceptTimeStep(deps.redis, deps.keyPrefix, username, result.timeStep, { period: params.period });
+    // A new version token before the row is stored: a login verifier keeps "not enrolled"
+    // under the token it read, and must not go on answering it (a voluntary user skipped)
+    // should the change after the commit not reach Redis.
+    await invalidateKeptCopies(username, 'nothing was enrolled; try again with the next code');
     const backupCodes = generateBackupCodes();
     try {
       await deps.enrollments.activate({
@@ -114,8 +118,8 @@ export function createEnrollmentService(deps: {
       if (err instanceof AlreadyEnrolledError) throw new VerificationError('conflict', err.message);
       throw err;
     }
-    // Belt and braces (a reset already changed the version, or refused): best effort, since
-    // failing here would lose the backup codes of an enrollment that is active.
+    // Again after the commit, for a copy read between the change above and the commit: best
+    // effort, since failing here would lose the backup codes of an enrollment that is active.
     await bumpEnrollmentVersion(deps.redis, deps.keyPrefix, username).catch(() => undefined);
     await deps.producer.publish('secondFactor', [
       createEvent('twofold.enrollment.activated', source, username, { method: origin }),

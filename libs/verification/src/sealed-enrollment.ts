@@ -54,11 +54,14 @@ export async function readSealedEnrollments(
  * unchanged costs no query (most logins: one user signs in to several apps). Enrolling,
  * replacing or resetting an authenticator changes the token (see the enrollment service),
  * so a copy is never used after it. A user whose token could not be read is always read.
+ * "Not enrolled" is kept a shorter time (`maxNoneAgeMs`): were a token change lost, the
+ * mistake would be to skip a user who enrolled, not to challenge one who has none.
  */
 export function createSealedEnrollmentReader(
   pool: Pool,
-  options: { maxEntries?: number; maxAgeMs?: number } = {},
+  options: { maxEntries?: number; maxAgeMs?: number; maxNoneAgeMs?: number } = {},
 ) {
+  const maxNoneAgeMs = options.maxNoneAgeMs ?? 60_000;
   const cache = createEnrollmentCache<{ version: string; readAt: number; sealed: SealedEnrollment | null }>({
     maxEntries: options.maxEntries ?? 100_000,
     maxAgeMs: options.maxAgeMs ?? 60 * 60_000,
@@ -74,7 +77,8 @@ export function createSealedEnrollmentReader(
     usernames.forEach((username, i) => {
       const version = versions[i];
       const kept = version === undefined ? undefined : cache.get(username, readAt);
-      if (!kept || kept.version !== version) missed.push(i);
+      if (!kept || kept.version !== version || (!kept.sealed && readAt - kept.readAt > maxNoneAgeMs))
+        missed.push(i);
       else if (kept.sealed) found.set(username, kept.sealed);
     });
     if (missed.length === 0) return found;
