@@ -10,7 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { launchChromium } from '../support/browser.js';
-import { oathtoolTotp } from '../support/otp.js';
+import { oathtoolTotp, previousStepCode } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { isolated, REPO_ROOT, type Isolated } from '../support/stack.js';
 
@@ -117,11 +117,13 @@ describe('in a browser', () => {
     expect(await focusedId(page, 'code')).toBe('code');
     await shoot(page, '2-enroll-wrong-code');
 
-    await page.getByLabel('Code your app shows now').fill(oathtoolTotp(secret, { atSeconds: now() - 30 }));
+    await page.getByLabel('Code your app shows now').fill(await previousStepCode(secret));
     await page.getByRole('button', { name: 'Confirm' }).click();
-    await expect(page.getByRole('heading', { level: 1 }).innerText()).resolves.toBe(
-      'Your authenticator is set up',
-    );
+    // The form page has a heading too: wait for the answer's, not the first one found.
+    const enrolled = page.getByRole('heading', { level: 1, name: 'Your authenticator is set up' });
+    await enrolled.waitFor({ timeout: 15_000 }).catch(async () => {
+      throw new Error(`confirming showed "${await page.locator('h1').innerText()}", not the enrolled page`);
+    });
     const backupCodes = await page.locator('#backup-codes li').allInnerTexts();
     expect(backupCodes).toHaveLength(10);
     await shoot(page, '3-enroll-backup-codes');

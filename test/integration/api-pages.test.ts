@@ -6,7 +6,7 @@ import { hashSessionToken } from '@twofold/contracts';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { createChallengeStore, type ChallengeStore } from '@twofold/state';
 import { createPool, type Pool } from '@twofold/store';
-import { oathtoolTotp, secretOf } from '../support/otp.js';
+import { oathtoolTotp, secretOf, previousStepCode } from '../support/otp.js';
 import { flat, formOf, pageVisitor, tagOf, textOf } from '../support/pages.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { isolated, type Isolated } from '../support/stack.js';
@@ -28,7 +28,7 @@ async function enroll(username: string): Promise<string> {
   });
   const secret = secretOf(started.body.otpauthUri);
   const confirmed = await jira()('POST', `/v1/enrollments/${started.body.enrollmentId}/confirm`, {
-    code: oathtoolTotp(secret, { atSeconds: now() - 30 }),
+    code: await previousStepCode(secret),
   });
   expect(confirmed.status).toBe(200);
   return secret;

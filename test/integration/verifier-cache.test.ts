@@ -10,7 +10,7 @@ import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, enrollmentVersionKey } from '@twofold/state';
 import { createPool, type Pool } from '@twofold/store';
 import { createSealedEnrollmentReader } from '@twofold/verification';
-import { oathtoolTotp, secretOf } from '../support/otp.js';
+import { oathtoolTotp, secretOf, previousStepCode } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { isolated, type Isolated } from '../support/stack.js';
 
@@ -33,7 +33,7 @@ async function enroll(via: RunningServices, username: string): Promise<string> {
   expect(started.status).toBe(201);
   const secret = secretOf(started.body.otpauthUri);
   const confirmed = await at(via)('POST', `/v1/enrollments/${started.body.enrollmentId}/confirm`, {
-    code: oathtoolTotp(secret, { atSeconds: now() - 30 }),
+    code: await previousStepCode(secret),
   });
   expect(confirmed.status, JSON.stringify(confirmed.body)).toBe(200);
   return secret;
@@ -206,7 +206,7 @@ describe('sealed enrollments kept by the login verifier', () => {
       );
       expect(started.status).toBe(201);
       const confirming = at(first)('POST', `/v1/enrollments/${started.body.enrollmentId}/confirm`, {
-        code: oathtoolTotp(secretOf(started.body.otpauthUri), { atSeconds: now() - 30 }),
+        code: await previousStepCode(secretOf(started.body.otpauthUri)),
       });
       const held = async () =>
         (

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { createPool, type Pool } from '@twofold/store';
-import { oathtoolTotp, secretOf } from '../support/otp.js';
+import { oathtoolTotp, secretOf, previousStepCode } from '../support/otp.js';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { eventually, isolated, type Isolated } from '../support/stack.js';
 import { readTopic } from '../support/topic-reader.js';
@@ -57,7 +57,7 @@ async function enroll(username: string): Promise<{ secret: string; backupCodes: 
     'POST',
     `/v1/enrollments/${started.body.enrollmentId}/confirm`,
     {
-      code: oathtoolTotp(secret, { atSeconds: now() - 30 }),
+      code: await previousStepCode(secret),
     },
   );
   expect(confirmed.status, JSON.stringify(confirmed.body)).toBe(200);
@@ -105,7 +105,7 @@ describe('one secret, every app', () => {
       reason: 'replayed',
     });
     // Still inside the ±1 window, but older than the accepted step.
-    const older = oathtoolTotp(secret, { atSeconds: now() - 30 });
+    const older = await previousStepCode(secret);
     const again = await login('confluence', 'erin', newSession());
     expect((await verify('confluence', again.challengeId!, older)).body).toMatchObject({
       verified: false,
@@ -146,7 +146,7 @@ describe('one secret, every app', () => {
     const imported = await as('jira')<{ backupCodes: string[] }>('POST', '/v1/enrollments/import', {
       username: 'henry',
       secret: secret.toLowerCase().replace(/(.{4})/g, '$1 '),
-      code: oathtoolTotp(secret, { algorithm: 'SHA256', digits: 8, atSeconds: now() - 30 }),
+      code: await previousStepCode(secret, { algorithm: 'SHA256', digits: 8 }),
       algorithm: 'SHA256',
       digits: 8,
     });
