@@ -183,18 +183,20 @@ export async function runEndToEndBench(opts: { quick: boolean }): Promise<Record
 
     // (1) Ramp.
     const ramp: StepResult[] = [];
-    for (const [i, bulkRate] of steps.entries()) {
-      progress.note(
-        `ramp ${i + 1}/${steps.length}: ${bulkRate} events/s + ${probeRate} interactive, ${seconds} s`,
-      );
+    const rampStep = async (label: string, bulkRate: number, seed: number): Promise<StepResult> => {
+      progress.note(`${label}: ${bulkRate} events/s + ${probeRate} interactive, ${seconds} s`);
       // The profiling run profiles every step; the report keeps the first one not sustained.
-      if (profileDir) services.toggleProfile();
-      const step = await runStep(ctx, { bulkRate, interactiveRate: probeRate, seconds, seed: 100 + i });
-      if (profileDir) services.toggleProfile();
+      if (profileDir) ctx.services.toggleProfile();
+      const step = await runStep(ctx, { bulkRate, interactiveRate: probeRate, seconds, seed });
+      if (profileDir) ctx.services.toggleProfile();
       ramp.push(step);
       progress.log(
         `  e2e ${bulkRate}/s: ${step.sustained ? 'sustained' : `not sustained (${step.why})`}; lag max ${GROUPS.map((g) => `${g} ${step.lag[g].maxMs} ms`).join(', ')}; decision p99 ${step.decisionP99Ms} ms; machine ${step.machineBusyPct}% busy`,
       );
+      return step;
+    };
+    for (const [i, bulkRate] of steps.entries()) {
+      const step = await rampStep(`ramp ${i + 1}/${steps.length}`, bulkRate, 100 + i);
       if (!step.sustained) break;
     }
     // The ramp doubles, so the rate it reports can be half the real one: two more steps
@@ -207,14 +209,7 @@ export async function runEndToEndBench(opts: { quick: boolean }): Promise<Record
         const bulkRate = Math.round((low + high) / 2 / 50) * 50;
         if (bulkRate <= low || bulkRate >= high) break;
         if (!Number.isFinite(await drain(ctx, 120_000))) break;
-        progress.note(`ramp refined: ${bulkRate} events/s + ${probeRate} interactive, ${seconds} s`);
-        if (profileDir) services.toggleProfile();
-        const step = await runStep(ctx, { bulkRate, interactiveRate: probeRate, seconds, seed: 200 + k });
-        if (profileDir) services.toggleProfile();
-        ramp.push(step);
-        progress.log(
-          `  e2e ${bulkRate}/s: ${step.sustained ? 'sustained' : `not sustained (${step.why})`}; decision p99 ${step.decisionP99Ms} ms; machine ${step.machineBusyPct}% busy`,
-        );
+        const step = await rampStep('ramp refined', bulkRate, 200 + k);
         if (step.sustained) low = bulkRate;
         else high = bulkRate;
       }

@@ -2,15 +2,15 @@
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export function oathtoolTotp(
-  secret: string,
-  options: {
-    atSeconds?: number;
-    algorithm?: 'SHA1' | 'SHA256' | 'SHA512';
-    digits?: 6 | 8;
-    period?: number;
-  } = {},
-): string {
+export interface TotpOptions {
+  /** Unix time of the code (default: now). */
+  atSeconds?: number;
+  algorithm?: 'SHA1' | 'SHA256' | 'SHA512';
+  digits?: 6 | 8;
+  period?: number;
+}
+
+export function oathtoolTotp(secret: string, options: TotpOptions = {}): string {
   const at = options.atSeconds ?? Math.floor(Date.now() / 1000);
   const args = [
     `--totp=${(options.algorithm ?? 'SHA1').toLowerCase()}`,
@@ -40,7 +40,7 @@ export function secretOf(otpauthUri: string): string {
  */
 export async function previousStepCode(
   secret: string,
-  options: Omit<Parameters<typeof oathtoolTotp>[1] & object, 'atSeconds'> = {},
+  options: Omit<TotpOptions, 'atSeconds'> = {},
 ): Promise<string> {
   const period = options.period ?? 30;
   const leftMs = period * 1000 - (Date.now() % (period * 1000));

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from '@twofold/redis';
-import { defineScripts } from './scripts.js';
+import { defineScripts, type ScriptPipeline } from './scripts.js';
 import {
   lockoutKeys,
   lockoutLocation,
@@ -157,8 +157,6 @@ const SCRIPTS = {
   twofoldLockoutSprayAdd: LOCKOUT_SPRAY_ADD_SCRIPT,
   twofoldLockoutSprayWindow: LOCKOUT_SPRAY_WINDOW_SCRIPT,
 } as const;
-/** The scripts as the pipeline of a client they are defined on calls them. */
-type ScriptCommands = Record<keyof typeof SCRIPTS, (...args: (string | number)[]) => Promise<unknown>>;
 
 /** Stable id of a lockout: its record key and the event that caused it. */
 export function lockoutIdOf(recordKey: string, causeId: string): string {
@@ -215,9 +213,7 @@ export function createLockoutStore(
       users: Map<string, UserSignalReply[]>;
       networks: Map<string, NetworkFailureCounts[]>;
     }> {
-      const pipeline = client.pipeline() as unknown as ScriptCommands & {
-        exec(): Promise<[Error | null, unknown][] | null>;
-      };
+      const pipeline = client.pipeline() as ScriptPipeline<keyof typeof SCRIPTS>;
       const s = settingsNow();
       const userCalls = chunk([...input.users], s.basesPerCall, s.eventsPerCall);
       const networkCalls = chunk([...input.networks], s.basesPerCall, s.eventsPerCall);
@@ -349,9 +345,7 @@ export function createLockoutStore(
       }
       const s = settingsNow();
       const calls = chunk([...byBase], s.basesPerCall, s.eventsPerCall);
-      const pipeline = client.pipeline() as unknown as ScriptCommands & {
-        exec(): Promise<[Error | null, unknown][] | null>;
-      };
+      const pipeline = client.pipeline() as ScriptPipeline<keyof typeof SCRIPTS>;
       for (const call of calls) {
         const args: (string | number)[] = [now, s.claimTtlMs];
         for (const [, items] of call) {

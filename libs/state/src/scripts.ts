@@ -7,6 +7,18 @@ const digests = new Map<string, string>();
 /** A Lua script to define as a command: its text, and how many of its arguments are keys (else given per call). */
 export type ScriptDefinition = string | { lua: string; numberOfKeys: number };
 
+/** Scripts defined by {@link defineScripts}, as the client (or a pipeline) calls them. */
+export type ScriptCommands<Name extends string> = Record<
+  Name,
+  (...args: (string | number)[]) => Promise<unknown>
+>;
+/**
+ * A pipeline of a client the scripts are defined on (ioredis's types know no custom
+ * command); in a pipeline a script queues its call, its reply comes with exec().
+ */
+export type ScriptPipeline<Name extends string> = ReturnType<Redis['pipeline']> &
+  Record<Name, (...args: (string | number)[]) => unknown>;
+
 /**
  * Defines Lua scripts as commands on a client (ioredis `defineCommand`: EVALSHA, the text
  * sent once on NOSCRIPT; callable on the client and in its pipelines), once per client and
@@ -16,7 +28,7 @@ export type ScriptDefinition = string | { lua: string; numberOfKeys: number };
 export function defineScripts<Name extends string>(
   redis: Redis,
   scripts: Readonly<Record<Name, ScriptDefinition>>,
-): Redis & Record<Name, (...args: (string | number)[]) => Promise<unknown>> {
+): Redis & ScriptCommands<Name> {
   let names = defined.get(redis);
   if (!names) defined.set(redis, (names = new Set()));
   for (const [name, script] of Object.entries<ScriptDefinition>(scripts)) {
@@ -24,7 +36,7 @@ export function defineScripts<Name extends string>(
     redis.defineCommand(name, typeof script === 'string' ? { lua: script } : script);
     names.add(name);
   }
-  return redis as Redis & Record<Name, (...args: (string | number)[]) => Promise<unknown>>;
+  return redis as Redis & ScriptCommands<Name>;
 }
 
 /** SHA-1 of a script, as EVALSHA names it. */
@@ -78,9 +90,7 @@ export async function runScriptMany(
   if (calls.length === 0) return [];
   const pipelined = `${name}Pipelined`;
   defineScripts(redis, { [pipelined]: lua });
-  const pipeline = redis.pipeline() as unknown as Record<string, (...a: (string | number)[]) => unknown> & {
-    exec(): Promise<[Error | null, unknown][] | null>;
-  };
+  const pipeline = redis.pipeline() as ScriptPipeline<string>;
   for (const { keys, args } of calls) pipeline[pipelined]!(keys.length, ...keys, ...args);
   let results: [Error | null, unknown][];
   try {

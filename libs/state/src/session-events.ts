@@ -1,5 +1,5 @@
 import type { Redis } from '@twofold/redis';
-import { defineScripts } from './scripts.js';
+import { defineScripts, type ScriptPipeline } from './scripts.js';
 
 /**
  * The replay buffer of session events for server-sent events: a Redis Stream written by
@@ -34,17 +34,16 @@ redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
 redis.call('SET', KEYS[2], doomed[#doomed][1])
 return excess
 `;
-const TRIM_COMMAND = 'twofoldSessionStreamTrim';
-const defineTrim = (redis: Redis) =>
-  defineScripts(redis, { [TRIM_COMMAND]: { numberOfKeys: 2, lua: TRIM_STREAM } });
+const TRIM_SCRIPTS = { twofoldSessionStreamTrim: { numberOfKeys: 2, lua: TRIM_STREAM } } as const;
 
 /** Trims the stream to its newest maxLen entries, remembering where it was cut; returns how many went. */
 export async function trimSessionEvents(redis: Redis, prefix: string, maxLen: number): Promise<number> {
-  defineTrim(redis);
-  const trim = (redis as unknown as Record<string, (...a: (string | number)[]) => Promise<number>>)[
-    TRIM_COMMAND
-  ]!;
-  return trim.call(redis, sessionEventStreamKey(prefix), sessionEventTrimmedKey(prefix), maxLen);
+  const client = defineScripts(redis, TRIM_SCRIPTS);
+  return (await client.twofoldSessionStreamTrim(
+    sessionEventStreamKey(prefix),
+    sessionEventTrimmedKey(prefix),
+    maxLen,
+  )) as number;
 }
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
@@ -70,15 +69,10 @@ export async function appendSessionEvents(
   maxLen: number = DEFAULT_SESSION_STREAM_MAXLEN,
 ): Promise<string[]> {
   if (events.length === 0) return [];
-  defineTrim(redis);
   const key = sessionEventStreamKey(prefix);
-  const pipeline = redis.pipeline();
+  const pipeline = defineScripts(redis, TRIM_SCRIPTS).pipeline() as ScriptPipeline<keyof typeof TRIM_SCRIPTS>;
   for (const event of events) pipeline.xadd(key, '*', 'type', event.type, 'event', event.json);
-  (pipeline as unknown as Record<string, (...a: (string | number)[]) => unknown>)[TRIM_COMMAND]!(
-    key,
-    sessionEventTrimmedKey(prefix),
-    maxLen,
-  );
+  pipeline.twofoldSessionStreamTrim(key, sessionEventTrimmedKey(prefix), maxLen);
   const replies = (await pipeline.exec()) ?? [];
   return replies.slice(0, events.length).map(([err, id]) => {
     if (err) throw err;

@@ -1,5 +1,5 @@
 import { taggedKey, type Redis } from '@twofold/redis';
-import { defineScripts } from './scripts.js';
+import { defineScripts, type ScriptPipeline } from './scripts.js';
 
 /**
  * Session state: whether an SSO session (by its hash) has passed the second factor.
@@ -196,16 +196,11 @@ if keep > 0 then redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', stri
 return string.format('%.0f', v)
 `;
 
-const COMMANDS = { applySession: 'twofoldSessionApply', raiseWatermark: 'twofoldSessionUserRevoke' } as const;
-const defineCommands = (redis: Redis) =>
-  defineScripts(redis, {
-    [COMMANDS.applySession]: { numberOfKeys: 1, lua: APPLY_SESSION_CHANGE },
-    [COMMANDS.raiseWatermark]: { numberOfKeys: 1, lua: RAISE_USER_WATERMARK },
-  });
-
-type ScriptCall = (...args: (string | number)[]) => unknown;
-const call = (target: object, name: string): ScriptCall =>
-  (target as Record<string, ScriptCall>)[name]!.bind(target);
+const SCRIPTS = {
+  twofoldSessionApply: { numberOfKeys: 1, lua: APPLY_SESSION_CHANGE },
+  twofoldSessionUserRevoke: { numberOfKeys: 1, lua: RAISE_USER_WATERMARK },
+} as const;
+type SessionPipeline = ScriptPipeline<keyof typeof SCRIPTS>;
 
 type PipelineResult = [Error | null, unknown][] | null;
 function results(replies: PipelineResult): unknown[] {
@@ -227,13 +222,13 @@ export async function applySessionChanges(
   options: SessionApplyOptions,
 ): Promise<SessionOutcome[]> {
   if (changes.length === 0) return [];
-  defineCommands(redis);
+  const client = defineScripts(redis, SCRIPTS);
   const now = options.now ?? Date.now();
   const ttlMs = Math.round(options.ttlSeconds * 1000);
 
   // Round 1. A validation is indexed before it reads the watermark, and a revoke-all raises
   // the watermark before it reads the index: whichever runs first, the other sees it.
-  const first = redis.pipeline();
+  const first = client.pipeline() as SessionPipeline;
   const slots: number[] = [];
   let next = 0;
   for (const change of changes) {
@@ -246,7 +241,7 @@ export async function applySessionChanges(
       first.get(userRevokedKey(prefix, change.username));
       next += 4;
     } else if (change.kind === 'revoke-user') {
-      call(first, COMMANDS.raiseWatermark)(userRevokedKey(prefix, change.username), change.at, now, ttlMs);
+      first.twofoldSessionUserRevoke(userRevokedKey(prefix, change.username), change.at, now, ttlMs);
       first.zrangebyscore(userSessionsKey(prefix, change.username), `(${now}`, '+inf');
       next += 2;
     }
@@ -254,9 +249,9 @@ export async function applySessionChanges(
   const firstReplies = next > 0 ? results(await first.exec()) : [];
 
   // Round 2: one script per affected session, in the order of the changes.
-  const second = redis.pipeline();
+  const second = client.pipeline() as SessionPipeline;
   const targets: { change: SessionChange; session: string }[] = [];
-  const apply = call(second, COMMANDS.applySession);
+  const apply = second.twofoldSessionApply.bind(second);
   changes.forEach((change, i) => {
     const slot = slots[i]!;
     if (change.kind === 'validate') {

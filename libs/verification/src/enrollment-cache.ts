@@ -6,17 +6,20 @@
  * the replay guard's script checks the token again when a code is accepted, so a copy is
  * never used once the user's authenticator was reset or replaced: a reset changes the token
  * (see the enrollment service), in every replica at once. Bounded in size (oldest out first)
- * and in age (a copy is read again after `maxAgeMs` whatever the token says).
+ * and in age (a copy is read again after `maxAgeMs` whatever the token says; the age may
+ * depend on the entry).
  */
 export function createEnrollmentCache<
   T extends { readonly version: string; readonly readAt: number },
->(options: { maxEntries: number; maxAgeMs: number }) {
+>(options: { maxEntries: number; maxAgeMs: number | ((entry: T) => number) }) {
   const kept = new Map<string, T>();
+  const { maxAgeMs } = options;
+  const ageLimit = typeof maxAgeMs === 'number' ? () => maxAgeMs : maxAgeMs;
   return {
     get(username: string, now: number): T | undefined {
       const entry = kept.get(username);
       if (!entry) return undefined;
-      if (now - entry.readAt > options.maxAgeMs) {
+      if (now - entry.readAt > ageLimit(entry)) {
         kept.delete(username);
         return undefined;
       }

@@ -61,10 +61,11 @@ export function createSealedEnrollmentReader(
   pool: Pool,
   options: { maxEntries?: number; maxAgeMs?: number; maxNoneAgeMs?: number } = {},
 ) {
+  const maxAgeMs = options.maxAgeMs ?? 60 * 60_000;
   const maxNoneAgeMs = options.maxNoneAgeMs ?? 60_000;
   const cache = createEnrollmentCache<{ version: string; readAt: number; sealed: SealedEnrollment | null }>({
     maxEntries: options.maxEntries ?? 100_000,
-    maxAgeMs: options.maxAgeMs ?? 60 * 60_000,
+    maxAgeMs: (entry) => (entry.sealed ? maxAgeMs : maxNoneAgeMs),
   });
   /** `versions[i]`: the token of `usernames[i]`, read before this call (undefined: unknown). */
   return async function readUnderVersions(
@@ -77,8 +78,7 @@ export function createSealedEnrollmentReader(
     usernames.forEach((username, i) => {
       const version = versions[i];
       const kept = version === undefined ? undefined : cache.get(username, readAt);
-      if (!kept || kept.version !== version || (!kept.sealed && readAt - kept.readAt > maxNoneAgeMs))
-        missed.push(i);
+      if (!kept || kept.version !== version) missed.push(i);
       else if (kept.sealed) found.set(username, kept.sealed);
     });
     if (missed.length === 0) return found;
