@@ -23,7 +23,6 @@
 // BENCH_CPU_PROFILE=<dir> (CPU profiles of the api and verifier during phases 1 and 2, summarized).
 // BENCH_SERVICES=dist runs the compiled services, as production does (see lib/services.ts).
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +33,7 @@ import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, enrollmentVersions } from
 import { createEnrollmentsRepository, createPool } from '@twofold/store';
 import { createCodeVerifier } from '@twofold/verification';
 import { readLockForVerification } from '../services/api/src/lock-reader.js';
+import { sendRequests } from './lib/autocannon.js';
 import { runOpenLoop } from './lib/open-loop.js';
 import { cpuMs, cpuMsOfAll, pidsOf, sleep } from './lib/processes.js';
 import { findings } from './lib/findings.js';
@@ -42,31 +42,6 @@ import { keyRingFromEnv, registerApps, seedEnrollments } from './lib/seed.js';
 import { startBenchServices } from './lib/services.js';
 import { metricSum, percentile, round } from './lib/stats.js';
 import { benchWorld } from './lib/world.js';
-
-// autocannon ships no types: the part of its API used here.
-interface AutocannonRequest {
-  method?: string;
-  path?: string;
-  headers?: Record<string, string>;
-  body?: string;
-  setupRequest?: (request: AutocannonRequest) => AutocannonRequest;
-  onResponse?: (status: number, body: string) => void;
-}
-interface AutocannonResult {
-  duration: number;
-  errors: number;
-  timeouts: number;
-  non2xx: number;
-  requests: { total: number };
-  latency: { p50: number; p99: number };
-}
-const autocannon = createRequire(import.meta.url)('autocannon') as (options: {
-  url: string;
-  amount?: number;
-  duration?: number;
-  connections: number;
-  requests?: AutocannonRequest[];
-}) => Promise<AutocannonResult>;
 
 type Decided = { decision: string; reason: string; challengeId?: string; loginEventId: string };
 
@@ -194,7 +169,7 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     const refusals: Record<string, number> = {};
     const cpuV0 = cpuSnapshot(services.cpu());
     if (profileDir) services.toggleProfile();
-    const verify = await autocannon({
+    const verify = await sendRequests({
       url: services.apiUrl,
       amount: challenges.length,
       connections: opts.quick ? 16 : 64,
@@ -220,7 +195,7 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     });
     if (profileDir) services.toggleProfile();
     const cpuV1 = cpuSnapshot(services.cpu());
-    results['verify_http_per_s'] = Math.round(verify.requests.total / verify.duration);
+    results['verify_http_per_s'] = Math.round(verify.perSecond);
     results['verify_http_p50_ms'] = verify.latency.p50;
     results['verify_http_p99_ms'] = verify.latency.p99;
     results['verify_http_verified'] = verified;
@@ -229,7 +204,7 @@ export async function runVerifierBench(opts: { quick: boolean }): Promise<Record
     if (verify.errors + verify.timeouts > 0)
       results['verify_http_refused_no_answer'] = verify.errors + verify.timeouts;
     for (const [name, ms] of Object.entries(cpuV1)) {
-      results[`verify_http_cpu_${name}_pct`] = Math.round((ms - (cpuV0[name] ?? 0)) / 10 / verify.duration);
+      results[`verify_http_cpu_${name}_pct`] = Math.round((ms - (cpuV0[name] ?? 0)) / 10 / verify.seconds);
       results[`verify_http_cpu_${name}_us_per_verification`] = Math.round(
         ((ms - (cpuV0[name] ?? 0)) * 1000) / Math.max(1, verify.requests.total),
       );

