@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe('dead-letter topic', () => {
-  it('routes not-JSON, wrong-schema and oversized messages to the DLQ, then decides the next good login', async () => {
+  it('routes not-JSON, wrong-schema, oversized and NUL-subject messages to the DLQ, then decides the next good login', async () => {
     const dlq = await readTopic(world.kafka, world.topics.dlq);
     const decided = await readTopic(world.kafka, world.topics.secondFactor);
     const good = createEvent('twofold.login.succeeded', 'app/jira', 'alice', {
@@ -32,23 +32,28 @@ describe('dead-letter topic', () => {
     });
     const wrongSchema = { ...good, id: randomUUID(), data: { ...good.data, ip: 'not-an-ip' } };
     const oversized = { ...good, id: randomUUID(), data: { ...good.data, userAgent: 'x'.repeat(70_000) } };
+    // Postgres text cannot hold NUL: read in the same batch as the good login, it failed the
+    // verifier's enrollment query for every user of the batch (state_unavailable for all).
+    const nulSubject = { ...good, id: randomUUID(), subject: 'ali\u0000ce' };
     // One partition key for all, so the good message queues behind the bad ones.
     await world.producer.sendRaw(world.topics.login, [
       { key: 'alice', value: '{"this is": not json' },
       { key: 'alice', value: JSON.stringify(wrongSchema) },
       { key: 'alice', value: JSON.stringify(oversized) },
+      { key: 'alice', value: JSON.stringify(nulSubject) },
       { key: 'alice', value: JSON.stringify(good) },
     ]);
 
     const dead = await eventually(
-      async () => (dlq.messages.length >= 3 ? dlq.messages : undefined),
+      async () => (dlq.messages.length >= 4 ? dlq.messages : undefined),
       30_000,
-      'three DLQ messages',
+      'four DLQ messages',
     );
     const reasons = dead.map((m) => m.headers[DLQ_HEADERS.error]);
     expect(reasons[0]).toMatch(/^not JSON/);
     expect(reasons[1]).toBe('data.ip must match format "ip"');
     expect(reasons[2]).toMatch(/bytes; the limit is 65536/);
+    expect(reasons[3]).toBe('event.subject contains the control character U+0000');
     for (const m of dead) {
       expect(m.headers[DLQ_HEADERS.topic]).toBe(world.topics.login);
       expect(m.headers[DLQ_HEADERS.partition]).toMatch(/^\d+$/);
@@ -62,12 +67,13 @@ describe('dead-letter topic', () => {
     const decision = await eventually(
       async () =>
         decided
-          .json<{ type: string; data: { loginEventId: string } }>()
+          .json<{ type: string; data: { loginEventId: string; reason: string } }>()
           .find((e) => e.data.loginEventId === good.id),
       30_000,
       'the decision on the good login',
     );
     expect(decision.type).toBe('twofold.2fa.decided');
+    expect(decision.data.reason).not.toBe('state_unavailable');
     await Promise.all([dlq.stop(), decided.stop()]);
   });
 });

@@ -64,6 +64,16 @@ describe('parseEvent', () => {
     ],
     ['a bad time', { ...login(), time: 'yesterday' }, 'event.time must match format "date-time"'],
     ['a blank subject', { ...login(), subject: '   ' }, 'event.subject is empty once normalized'],
+    [
+      'a NUL in the subject',
+      { ...login(), subject: 'ali\u0000ce' },
+      'event.subject contains the control character U+0000',
+    ],
+    [
+      'a newline in the subject',
+      { ...login(), subject: 'alice\nbob' },
+      'event.subject contains the control character U+000A',
+    ],
   ])('refuses %s with a reason', (_name, value, reason) => {
     const result = parseEvent(value === null ? null : bytes(value), 'login');
     expect(result.ok).toBe(false);

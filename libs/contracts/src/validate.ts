@@ -16,6 +16,8 @@ import {
 import { normalizeUsername } from './names.js';
 import { TOPIC_EVENT_TYPES, type TopicRole } from './topics.js';
 
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** Events larger than this are refused (CONTRACT.md). */
 export const MAX_EVENT_BYTES = 64 * 1024;
 
@@ -75,6 +77,13 @@ export function validateEvent(candidate: unknown, topic?: TopicRole): ParseResul
   if (!validateData(event.data)) return { ok: false, reason: describe(validateData.errors, 'data') };
   const subject = normalizeUsername(event.subject);
   if (subject.length === 0) return { ok: false, reason: 'event.subject is empty once normalized' };
+  // A username never holds one, and Postgres text cannot hold NUL: a consumer reading
+  // users in batches would fail the whole batch on it, deciding for nobody.
+  const control = CONTROL_CHARACTER.exec(subject);
+  if (control) {
+    const code = control[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0');
+    return { ok: false, reason: `event.subject contains the control character U+${code}` };
+  }
   return { ok: true, event: { ...event, subject } as AnyTwofoldEvent };
 }
 
