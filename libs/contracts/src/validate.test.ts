@@ -63,6 +63,9 @@ describe('parseEvent', () => {
       'data.method must be one of "password", "sso", "remember_me", "api_token"',
     ],
     ['a bad time', { ...login(), time: 'yesterday' }, 'event.time must match format "date-time"'],
+    ['a time in year 0', { ...login(), time: '0000-01-01T00:00:00Z' }, /outside the years 0001-9999/],
+    ['a time in year 0 once in UTC', { ...login(), time: '0001-01-01T00:30:00+01:00' }, /outside the years/],
+    ['a time past 9999 once in UTC', { ...login(), time: '9999-12-31T23:30:00-01:00' }, /outside the years/],
     ['a blank subject', { ...login(), subject: '   ' }, 'event.subject is empty once normalized'],
     [
       'a NUL in the subject',

@@ -16,6 +16,7 @@ import {
 import { normalizeUsername } from './names.js';
 import { TOPIC_EVENT_TYPES, type TopicRole } from './topics.js';
 
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Events larger than this are refused (CONTRACT.md). */
@@ -75,6 +76,13 @@ export function validateEvent(candidate: unknown, topic?: TopicRole): ParseResul
       return { ok: false, reason: `event type ${event.type} does not belong on the ${topic} topic` };
   }
   if (!validateData(event.data)) return { ok: false, reason: describe(validateData.errors, 'data') };
+  // "0000-01-01T00:00:00Z" is a date-time, but no database date: Postgres has no year 0 and
+  // JavaScript writes years past 9999 as "+010000". The audit sink failed on such an event
+  // forever, stalling its partition; consumers that count by time take the broker's.
+  const year = new Date(event.time).getUTCFullYear();
+  if (!(year >= 1 && year <= 9999)) {
+    return { ok: false, reason: `event.time ${event.time} is outside the years 0001-9999 (UTC)` };
+  }
   const subject = normalizeUsername(event.subject);
   if (subject.length === 0) return { ok: false, reason: 'event.subject is empty once normalized' };
   // A username never holds one, and Postgres text cannot hold NUL: a consumer reading
