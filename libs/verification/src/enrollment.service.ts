@@ -244,16 +244,20 @@ export function createEnrollmentService(deps: {
      * (so a replica cannot keep the old one under the old version) and again after (so one
      * that read the row in between cannot either). Refused with `unavailable`, nothing
      * changed, when Redis cannot record the first change; repeating a reset repeats both.
+     *
+     * The reset is announced before the row goes: the session broadcaster revokes the
+     * user's verified sessions on it, and the audit records it. Announced after, a failed
+     * publish left the row gone and the admin's retry found nothing to reset, so the lost
+     * phone's sessions stayed verified and the audit never heard of it.
      */
     async reset(rawUsername: string, by: string): Promise<boolean> {
       const username = normalizeUsername(rawUsername);
+      if (!(await deps.enrollments.get(username))) {
+        await deps.enrollments.reset(username); // a pending enrollment, if any, goes too
+        return false;
+      }
       await invalidateKeptCopies(username, 'nothing was reset; try again');
-      const existed = await deps.enrollments.reset(username);
-      await invalidateKeptCopies(
-        username,
-        'the authenticator was removed, but replicas may still accept it: reset again',
-      );
-      if (existed) {
+      try {
         await deps.producer.publishMany([
           {
             role: 'secondFactor',
@@ -266,8 +270,18 @@ export function createEnrollmentService(deps: {
             ],
           },
         ]);
+      } catch {
+        throw new VerificationError(
+          'unavailable',
+          'the reset could not be announced (Kafka); nothing was reset: try again',
+        );
       }
-      return existed;
+      await deps.enrollments.reset(username);
+      await invalidateKeptCopies(
+        username,
+        'the authenticator was removed, but replicas may still accept it: reset again',
+      );
+      return true;
     },
   };
 }
