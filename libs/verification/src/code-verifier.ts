@@ -123,7 +123,9 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
         throw unavailable('the enrollment state');
       }
     }
-    const enrollment = await deps.enrollments.get(username);
+    const enrollment = await deps.enrollments.get(username).catch(() => {
+      throw unavailable('the stored authenticator');
+    });
     if (!enrollment) return undefined;
     const entry: KeptEnrollment = {
       version,
@@ -148,6 +150,14 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
     }
   }
 
+  async function publishOrUnavailable(event: ReturnType<typeof createEvent>, what: string): Promise<void> {
+    try {
+      await deps.producer.publish('secondFactor', [event]);
+    } catch {
+      throw new VerificationError('unavailable', what);
+    }
+  }
+
   async function lockOf(challenge: Challenge): Promise<'locked' | null> {
     const lock = await deps.readLock(challenge.username, challenge.ip);
     if (lock === 'unknown') throw unavailable('lockout state');
@@ -155,16 +165,22 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
   }
 
   async function checkBackupCode(challenge: Challenge, code: string): Promise<Outcome> {
+    const postgres = <T>(read: Promise<T>) =>
+      read.catch(() => {
+        throw unavailable('the backup codes');
+      });
     const [locked, enrollment] = await Promise.all([
       lockOf(challenge),
-      deps.enrollments.get(challenge.username),
+      postgres(deps.enrollments.get(challenge.username)),
     ]);
     if (locked) return locked;
     if (!enrollment) return 'bad_code'; // reset since the challenge was made
-    const hashes = await deps.enrollments.unusedBackupCodeHashes(challenge.username);
+    const hashes = await postgres(deps.enrollments.unusedBackupCodeHashes(challenge.username));
     const index = await findBackupCodeIndex(code, hashes);
     if (index < 0) return 'bad_code';
-    return (await deps.enrollments.consumeBackupCode(challenge.username, hashes[index]!)) ? 'ok' : 'replayed';
+    return (await postgres(deps.enrollments.consumeBackupCode(challenge.username, hashes[index]!)))
+      ? 'ok'
+      : 'replayed';
   }
 
   /**
@@ -276,22 +292,26 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
       const base = { appId: challenge.appId, session: challenge.session, challengeId };
       if (outcome === 'ok') {
         const method = code.kind;
-        await Promise.all([
-          // The code is spent either way (replay guard); a challenge left behind expires.
-          deps.challenges.complete(challengeId).catch(() => false),
-          deps.producer.publish('secondFactor', [
-            createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
-          ]),
-        ]);
+        // Announced before the challenge goes: the session counts as verified only once the
+        // broadcaster hears it. Unannounced, the user answers again with the next code (this
+        // one is spent) on the same challenge, instead of finding it gone.
+        await publishOrUnavailable(
+          createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
+          'the verification could not be recorded; try again with the next code',
+        );
+        // A challenge left behind expires; its code is spent (replay guard) either way.
+        await deps.challenges.complete(challengeId).catch(() => false);
         return { verified: true, method, challenge };
       }
-      await deps.producer.publish('secondFactor', [
+      // The lockout detector counts this failure from the event.
+      await publishOrUnavailable(
         createEvent('twofold.2fa.failed', source, challenge.username, {
           ...base,
           ip: challenge.ip,
           reason: outcome,
         }),
-      ]);
+        'the attempt could not be recorded; try again',
+      );
       return {
         verified: false,
         reason: outcome,
