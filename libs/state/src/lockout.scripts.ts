@@ -86,7 +86,11 @@ for g = 1, #KEYS do
       end
       local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
       local sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf')
-      if sampled(id) or total > streakCap then trim(streak, resetAt, streakCap, streakTtl) end
+      if sampled(id) or total > streakCap then
+        trim(streak, resetAt, streakCap, streakTtl)
+        -- Known-network failures are a subset of the streak: bounded by the same rule.
+        trim(streakKnown, resetAt, streakCap, streakTtl)
+      end
       if (sampled(id) or pairCount > windowCap) and not isKnown then trim(pair, t - pairWindow, windowCap, pairWindow) end
       if sampled(id) or sources > windowCap then trim(src, t - srcWindow, windowCap, srcWindow) end
       -- What only matters past a threshold is read only there (most failures are below).
@@ -110,6 +114,10 @@ for g = 1, #KEYS do
         resetAt = t
         afterReset = '(' .. resetAt
         redis.call('SET', base .. ':reset', resetAt, 'PX', streakTtl)
+        -- The reset expires before failures after it do: what it excludes goes now, or it
+        -- would count again once the reset is gone.
+        redis.call('ZREMRANGEBYSCORE', streak, '-inf', resetAt)
+        redis.call('ZREMRANGEBYSCORE', streakKnown, '-inf', resetAt)
       end
       local network = redis.call('GET', base .. ':login:' .. session)
       if network then
@@ -237,12 +245,19 @@ for g = 1, #KEYS do
       local level = 1
       if levelSub ~= '' then
         level = redis.call('INCR', base .. ':' .. levelSub)
-        redis.call('PEXPIRE', base .. ':' .. levelSub, levelMemory)
       end
       local durations = {}
       for d in string.gmatch(schedule, '[^,]+') do durations[#durations + 1] = tonumber(d) end
       local duration = durations[math.min(level, #durations)]
       local permanent = permanentAfter > 0 and level > permanentAfter
+      if levelSub ~= '' then
+        -- Remembered for levelMemory after the lock ends, so the next one backs off further.
+        -- A permanent lock ends only by an admin lift: levelMemory from now, as no expiry
+        -- would make every later lock of the key permanent at once, forever.
+        local memory = levelMemory
+        if not permanent then memory = duration + levelMemory end
+        redis.call('PEXPIRE', base .. ':' .. levelSub, memory)
+      end
       local untilMs = ''
       if not permanent then untilMs = string.format('%.0f', now + duration) end
       redis.call('DEL', lockKey)
@@ -259,26 +274,30 @@ return out
 
 /**
  * The lift at expiry of one lockout. KEYS[1]: base. ARGV: lockSub, lockId, now, claimTtl.
- * Replies {lift} when this call lifts it (announce), {early, until} when it has not ended
- * yet, {permanent}, {superseded} (a newer lockout of the same key is in force), or
- * {lifted, by} when an admin lifted it first.
+ * Replies {lift} when this call lifts it (announce), {lift, superseded} when it ended and
+ * a newer lockout of the same key is in force (announce; the record is the newer one's),
+ * {early, until} when it has not ended yet, {permanent}, or {lifted, by} when an admin
+ * lifted it first.
  */
 export const LOCKOUT_LIFT_EXPIRED_SCRIPT = `
 local base, lockSub, lockId, now, claimTtl = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local lockKey = base .. ':' .. lockSub
 local current = redis.call('HMGET', lockKey, 'id', 'until')
+local superseded = false
 if current[1] == lockId then
   if current[2] == '' then return { 'permanent' } end
   if tonumber(current[2]) > now then return { 'early', current[2] } end
   redis.call('DEL', lockKey)
 elseif current[1] then
-  return { 'superseded' }
+  -- A lockout is imposed only when none is in force: this one has ended.
+  superseded = true
 end
 local claim = base .. ':lifted:' .. lockId
 if not redis.call('SET', claim, 'expiry', 'NX', 'PX', claimTtl) then
   local by = redis.call('GET', claim)
   if by ~= 'expiry' then return { 'lifted', by or '' } end
 end
+if superseded then return { 'lift', 'superseded' } end
 return { 'lift' }
 `;
 

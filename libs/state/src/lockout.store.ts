@@ -144,9 +144,13 @@ export interface ImposedLockout {
 }
 
 export type LiftAtExpiry =
-  | { readonly status: 'lift' }
+  | {
+      readonly status: 'lift';
+      /** It ended and a newer lockout of the same key is in force (the index entry is that one's). */
+      readonly superseded?: true;
+    }
   | { readonly status: 'early'; readonly untilMs: number }
-  | { readonly status: 'permanent' | 'superseded' }
+  | { readonly status: 'permanent' }
   | { readonly status: 'lifted'; readonly by: string };
 
 const SCRIPTS = {
@@ -408,7 +412,7 @@ export function createLockoutStore(
       return imposed;
     },
 
-    /** Lifts a lockout whose time is up, unless an admin did first or a newer one replaced it. */
+    /** Lifts a lockout whose time is up, unless an admin did first. */
     async liftAtExpiry(ref: LockoutRef, now: number): Promise<LiftAtExpiry> {
       const reply = (await client.twofoldLockoutLiftExpired(
         1,
@@ -421,8 +425,11 @@ export function createLockoutStore(
       const [status, detail] = reply;
       if (status === 'early') return { status, untilMs: Number(detail) };
       if (status === 'lifted') return { status, by: detail ?? '' };
-      if (status === 'lift' || status === 'permanent' || status === 'superseded') {
-        if (status === 'lift') await client.zrem(lockoutKeys.index(prefix), `${ref.base}:${ref.lockSub}`);
+      if (status === 'permanent') return { status };
+      if (status === 'lift') {
+        // Superseded: the record key, and so its index entry, is the newer lockout's now.
+        if (detail === 'superseded') return { status, superseded: true };
+        await client.zrem(lockoutKeys.index(prefix), `${ref.base}:${ref.lockSub}`);
         return { status };
       }
       throw new Error(`unexpected lift reply ${String(status)}`);

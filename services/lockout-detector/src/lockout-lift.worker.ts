@@ -21,6 +21,18 @@ export interface LiftScheduler {
   schedule(lockouts: readonly ImposedLockout[], now: number): Promise<void>;
 }
 
+/**
+ * Retries of a lift job: the lift is claimed in Redis before it is announced, so a job that
+ * fails for good loses that `lockout.lifted`. Exponential from 500 ms, capped at 5 min,
+ * for over a day: a long Kafka outage delays lifts, it does not drop them.
+ */
+export const LIFT_RETRY = { attempts: 300, firstDelayMs: 500, maxDelayMs: 5 * 60_000 } as const;
+
+/** Delay (ms) before the retry that follows attempt `attemptsMade` (BullMQ's backoff strategy). */
+export function liftRetryDelay(attemptsMade: number): number {
+  return Math.min(LIFT_RETRY.firstDelayMs * 2 ** Math.max(attemptsMade - 1, 0), LIFT_RETRY.maxDelayMs);
+}
+
 /** BullMQ job id of a lockout's lift (no `:` allowed; stable, so scheduling twice is once). */
 function jobIdOf(ref: LockoutRef, suffix = ''): string {
   return createHash('sha256').update(`${ref.base}\n${ref.lockSub}\n${ref.lockId}${suffix}`).digest('hex');
@@ -28,10 +40,11 @@ function jobIdOf(ref: LockoutRef, suffix = ''): string {
 
 /**
  * Lifting at expiry: a BullMQ delayed job per lockout, due at its end. The job lifts the
- * lockout unless an admin lifted it first or a newer lockout of the same key replaced it
- * (decided atomically in Redis, so exactly one `lockout.lifted` id is announced per
- * lockout), then publishes `lockout.lifted` by `expiry`. A failed publish is retried by
- * BullMQ with backoff; the retry announces the same event id.
+ * lockout unless an admin lifted it first (decided atomically in Redis, so exactly one
+ * `lockout.lifted` id is announced per lockout), then publishes `lockout.lifted` by
+ * `expiry`, also when a newer lockout of the same key is in force by then. A failed
+ * publish is retried by BullMQ with backoff ({@link LIFT_RETRY}); the retry announces the
+ * same event id.
  */
 export function createLockoutLifts(deps: {
   redisUrl: string;
@@ -49,8 +62,9 @@ export function createLockoutLifts(deps: {
     url: deps.redisUrl,
     prefix: deps.prefix,
     defaultJobOptions: {
-      attempts: 12,
-      backoff: { type: 'exponential', delay: 500 },
+      attempts: LIFT_RETRY.attempts,
+      // Not a built-in type: the worker's backoffStrategy (liftRetryDelay) computes it.
+      backoff: { type: 'lift' },
       removeOnComplete: true,
       removeOnFail: 1000,
     },
@@ -83,6 +97,7 @@ export function createLockoutLifts(deps: {
         prefix: deps.prefix,
         concurrency: deps.concurrency,
         autorun: false,
+        settings: { backoffStrategy: liftRetryDelay },
       })
     : undefined;
   worker?.on('failed', (job, err) => log.warn({ err, jobId: job?.id }, 'lift failed; BullMQ retries it'));
