@@ -21,6 +21,7 @@ export const problems = {
   notFound: (detail: string) => new Problem(404, 'not-found', 'Not Found', detail),
   invalid: (detail: string) => new Problem(400, 'invalid-request', 'Invalid request', detail),
   invalidEvent: (detail: string) => new Problem(422, 'invalid-event', 'Invalid event', detail),
+  conflict: (detail: string) => new Problem(409, 'conflict', 'Conflict', detail),
   unavailable: (detail: string) => new Problem(503, 'unavailable', 'Service Unavailable', detail),
 };
 

@@ -22,8 +22,20 @@ describe('coalesceBatches', () => {
     const results = await Promise.allSettled([handle([1]), handle([2])]);
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     fail = false;
-    await expect(handle([1])).resolves.toBeUndefined();
+    await expect(handle([1])).resolves.toEqual({ rejected: [] });
     expect(seen).toEqual([[1, 2], [1]]);
+  });
+
+  it('hands each batch the items of its own that the merged call refused', async () => {
+    const a = { n: 1 };
+    const b = { n: 2 };
+    const c = { n: 3 };
+    const handle = coalesceBatches<{ n: number }>(async (items) => ({
+      rejected: items.filter((i) => i.n !== 2).map((item) => ({ item, reason: `no ${item.n}` })),
+    }));
+    const [first, second] = await Promise.all([handle([a, b]), handle([c])]);
+    expect(first).toEqual({ rejected: [{ item: a, reason: 'no 1' }] });
+    expect(second).toEqual({ rejected: [{ item: c, reason: 'no 3' }] });
   });
 
   it('does not hold a batch back while another call is still running', async () => {

@@ -9,9 +9,14 @@
  * never held back for longer than the turn it arrived in, so nothing waits for more traffic.
  */
 export function coalesceBatches<T>(
-  handle: (items: readonly T[]) => Promise<void>,
-): (items: readonly T[]) => Promise<void> {
-  let waiting: { items: readonly T[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  handle: (items: readonly T[]) => Promise<{ rejected?: readonly { item: T; reason: string }[] } | void>,
+): (items: readonly T[]) => Promise<{ rejected: { item: T; reason: string }[] }> {
+  type Rejected = { item: T; reason: string };
+  let waiting: {
+    items: readonly T[];
+    resolve: (r: { rejected: Rejected[] }) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
   let scheduled = false;
 
   async function flush(): Promise<void> {
@@ -20,15 +25,20 @@ export function coalesceBatches<T>(
     waiting = [];
     const items = group.length === 1 ? group[0]!.items : group.flatMap((g) => g.items);
     try {
-      await handle(items);
-      for (const g of group) g.resolve();
+      const outcome = await handle(items);
+      // Each caller hears of the items it handed in that the handler refused.
+      const rejected = outcome?.rejected ?? [];
+      for (const g of group) {
+        const own = new Set(g.items);
+        g.resolve({ rejected: rejected.filter((r) => own.has(r.item)) });
+      }
     } catch (err) {
       for (const g of group) g.reject(err);
     }
   }
 
   return (items) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise((resolve, reject) => {
       waiting.push({ items, resolve, reject });
       if (!scheduled) {
         scheduled = true;

@@ -77,7 +77,16 @@ export function loginEventsRoute(deps: {
           const decision = await deps.waiter.waitFor(event.id, request.query.timeoutMs ?? 5_000, publish, {
             mayBeDecided: body.id !== undefined,
           });
-          if (decision) return reply.code(200).send(decision);
+          if (decision) {
+            // Ids are the apps' own: a decision of another app or session answers another
+            // login that used this id (kept 10 minutes), never this one.
+            if (decision.appId !== caller.appId || decision.session !== event.data.session) {
+              throw problems.conflict(
+                `event id ${event.id} was used already by another login; send each login with its own id`,
+              );
+            }
+            return reply.code(200).send(decision);
+          }
           return reply.code(202).send({ id: event.id });
         }
         await publish();
