@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import type { Pool } from './pool.js';
+import { checkOut, type Pool, type PoolClient } from './pool.js';
 
 // The audit trail's tamper evidence. Rows form hash chains, one per (Kafka topic, Kafka
 // partition, UTC day of the event): each row stores its position `seq`, the previous row's
@@ -321,8 +321,31 @@ export async function verifyAuditChains(
   pool: Pool,
   options: ChainVerifyOptions = {},
 ): Promise<ChainVerifyReport> {
+  // One snapshot for the whole walk: rows the sink commits meanwhile (past the heads read
+  // before them) or days retention drops meanwhile would otherwise look like tampering.
+  const { client, release } = await checkOut(pool);
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    // Taken before the snapshot (the first SELECT): dropping a partition needs ACCESS
+    // EXCLUSIVE on the parent, so none disappears between the snapshot and its reads.
+    await client.query('LOCK TABLE ONLY audit_events IN ACCESS SHARE MODE');
+    const report = await verifyInSnapshot(client, options);
+    await client.query('COMMIT');
+    release();
+    return report;
+  } catch (err) {
+    const rolledBack = await client.query('ROLLBACK').then(
+      () => true,
+      () => false,
+    );
+    release(!rolledBack);
+    throw err;
+  }
+}
+
+async function verifyInSnapshot(client: PoolClient, options: ChainVerifyOptions): Promise<ChainVerifyReport> {
   const pageSize = options.pageSize ?? 5_000;
-  const heads = await pool.query<ChainHead>(
+  const heads = await client.query<ChainHead>(
     `SELECT chain_id, kafka_topic, kafka_partition, to_char(day, 'YYYY-MM-DD') AS day, head_seq, head_hash
        FROM audit_chains
       WHERE ($1::date IS NULL OR day >= $1::date) AND ($2::date IS NULL OR day <= $2::date)
@@ -333,7 +356,7 @@ export async function verifyAuditChains(
   const problems: ChainProblem[] = [];
   let rows = 0;
   for (const [index, head] of heads.rows.entries()) {
-    const result = await verifyOneChain(pool, head, pageSize);
+    const result = await verifyOneChain(client, head, pageSize);
     rows += result.rows;
     if (result.problem) problems.push(result.problem);
     options.onChain?.(index + 1, heads.rows.length);
@@ -341,9 +364,11 @@ export async function verifyAuditChains(
 
   // Rows whose chain id names no recorded chain, and rows with no chain at all.
   const filters = [options.fromDay ?? null, options.toDay ?? null, options.topic ?? null];
-  const inScope = `($1::date IS NULL OR e.occurred_at >= $1::date) AND ($2::date IS NULL OR e.occurred_at < $2::date + 1)
+  // Days are UTC days (as chains are), whatever the session's TimeZone.
+  const inScope = `($1::date IS NULL OR e.occurred_at >= $1::date::timestamp AT TIME ZONE 'UTC')
+        AND ($2::date IS NULL OR e.occurred_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC')
         AND ($3::text IS NULL OR e.kafka_topic = $3)`;
-  const strays = await pool.query<{ chain_id: number | null; legacy: boolean; n: string }>(
+  const strays = await client.query<{ chain_id: number | null; legacy: boolean; n: string }>(
     `SELECT e.chain_id, e.chain_id IS NULL AND e.received_at < s.chained_since AS legacy, count(*) AS n
        FROM audit_events e CROSS JOIN audit_chain_settings s
       WHERE (e.chain_id IS NULL OR NOT EXISTS (SELECT 1 FROM audit_chains c WHERE c.chain_id = e.chain_id))
@@ -357,7 +382,7 @@ export async function verifyAuditChains(
       legacyRows += Number(stray.n);
       continue;
     }
-    const first = await pool.query<{
+    const first = await client.query<{
       event_id: string;
       seq: string | null;
       kafka_topic: string;
@@ -392,7 +417,7 @@ export async function verifyAuditChains(
 }
 
 async function verifyOneChain(
-  pool: Pool,
+  client: PoolClient,
   head: ChainHead,
   pageSize: number,
 ): Promise<{ rows: number; problem?: ChainProblem }> {
@@ -417,7 +442,7 @@ async function verifyOneChain(
   let rows = 0;
   let after = '0';
   for (;;) {
-    const page = await pool.query<StoredChainRow>(
+    const page = await client.query<StoredChainRow>(
       `SELECT seq, event_id, occurred_at, received_at, type, source, app_id, username, session, ip::text AS ip,
               outcome, decision, reason, kafka_topic, kafka_partition, kafka_offset, event, prev_hash, row_hash
          FROM audit_events WHERE chain_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,

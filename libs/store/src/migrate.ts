@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
+import pg from 'pg';
 
 /** The folder of SQL migrations, beside src/ and dist/. */
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -13,18 +14,28 @@ export async function runMigrations(options: {
   schema: string;
   log?: (message: string) => void;
 }): Promise<string[]> {
-  const applied = await runner({
-    databaseUrl: options.databaseUrl,
-    dir: MIGRATIONS_DIR,
-    direction: 'up',
-    migrationsTable: 'pgmigrations',
-    schema: options.schema,
-    createSchema: true,
-    count: Infinity,
-    singleTransaction: true,
-    // Migrations from parallel branches may land out of timestamp order.
-    checkOrder: false,
-    log: options.log ?? (() => undefined),
-  });
-  return applied.map((m) => m.name);
+  // Migrations read dates as times (partition bounds) in the session's TimeZone: UTC, set
+  // on the session so neither the server's default nor options in the URL change it.
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  client.on('error', () => undefined); // the query in progress fails with it
+  await client.connect();
+  try {
+    await client.query(`SET TIME ZONE 'UTC'`);
+    const applied = await runner({
+      dbClient: client,
+      dir: MIGRATIONS_DIR,
+      direction: 'up',
+      migrationsTable: 'pgmigrations',
+      schema: options.schema,
+      createSchema: true,
+      count: Infinity,
+      singleTransaction: true,
+      // Migrations from parallel branches may land out of timestamp order.
+      checkOrder: false,
+      log: options.log ?? (() => undefined),
+    });
+    return applied.map((m) => m.name);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

@@ -6,7 +6,10 @@ export type QueryResultRow = pg.QueryResultRow;
 
 // bigint (int8) as string is pg's safe default; timestamps stay Date.
 
-/** A pool whose connections use the twofold schema first on their search path. */
+/**
+ * A pool whose connections use the twofold schema first on their search path, and UTC
+ * (audit days and partition bounds are UTC days; a date read as a time uses the TimeZone).
+ */
 export function createPool(options: {
   url: string;
   schema: string;
@@ -16,7 +19,7 @@ export function createPool(options: {
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.max ?? 10,
-    options: `-c search_path=${quoteIdent(options.schema)},public`,
+    options: `-c search_path=${quoteIdent(options.schema)},public -c TimeZone=UTC`,
     application_name: options.applicationName ?? 'twofold',
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
