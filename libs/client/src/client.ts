@@ -65,6 +65,12 @@ export interface SuccessfulLogin {
   userAgent?: string;
   /** Idempotency key; a fresh UUID when absent. Reuse it when retrying the same login. */
   eventId?: string;
+  /**
+   * When it happened (default: now). With an `eventId` the client sends the time of its
+   * first attempt again on a retry; pass it yourself when the retry comes from elsewhere
+   * (the audit stores an event once by its id and time).
+   */
+  time?: Date;
 }
 
 export interface FailedLogin {
@@ -74,6 +80,8 @@ export interface FailedLogin {
   ssoToken?: string;
   userAgent?: string;
   eventId?: string;
+  /** See {@link SuccessfulLogin.time}. */
+  time?: Date;
 }
 
 /** What the verifier decided for a login (`twofold.2fa.decided`). */
@@ -141,7 +149,12 @@ export interface TwofoldClient {
   /** Publishes `twofold.login.failed` (the lockout detector counts it). */
   loginFailed(login: FailedLogin): Promise<{ id: string }>;
   /** Publishes `twofold.logout`: the session is no longer verified anywhere. */
-  logout(input: { username: string; ssoToken: string; eventId?: string }): Promise<{ id: string }>;
+  logout(input: {
+    username: string;
+    ssoToken: string;
+    eventId?: string;
+    time?: Date;
+  }): Promise<{ id: string }>;
   /** Whether the SSO session passed the second factor, in any app. Throws on 503: ask for the code then. */
   sessionStatus(ssoToken: string): Promise<SessionStatus>;
   /** Checks the code a user typed for a challenge. Each code is accepted once. */
@@ -223,10 +236,24 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     );
   }
 
+  // The time each event id was first sent, so a retry with the same id is the same event:
+  // the api stamps "now" on an event without a time, and the audit is unique by id and time.
+  const firstSent = new Map<string, string>();
+  const identity = (input: { eventId?: string; time?: Date }) => {
+    if (!input.eventId) return input.time ? { time: input.time.toISOString() } : {};
+    let time = input.time?.toISOString() ?? firstSent.get(input.eventId);
+    if (time === undefined) {
+      time = new Date().toISOString();
+      if (firstSent.size >= 10_000) firstSent.delete(firstSent.keys().next().value!);
+      firstSent.set(input.eventId, time);
+    }
+    return { id: input.eventId, time };
+  };
+
   const succeeded = (login: SuccessfulLogin) => ({
     type: 'twofold.login.succeeded',
     subject: login.username,
-    ...(login.eventId ? { id: login.eventId } : {}),
+    ...identity(login),
     data: {
       appId: options.appId,
       session: hashSessionToken(login.ssoToken),
@@ -265,7 +292,7 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
       const body = {
         type: 'twofold.login.failed',
         subject: login.username,
-        ...(login.eventId ? { id: login.eventId } : {}),
+        ...identity(login),
         data: {
           appId: options.appId,
           ip: login.ip,
@@ -281,7 +308,7 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
       const body = {
         type: 'twofold.logout',
         subject: input.username,
-        ...(input.eventId ? { id: input.eventId } : {}),
+        ...identity(input),
         data: { appId: options.appId, session: hashSessionToken(input.ssoToken) },
       };
       return (await call<{ id: string }>('POST', '/v1/login-events', body)).body;
