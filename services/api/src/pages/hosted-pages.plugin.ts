@@ -256,7 +256,8 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
                 503,
                 renderMessage({
                   title: 'Try again in a moment',
-                  message: 'The code could not be checked right now. Nothing was used up; try again shortly.',
+                  message:
+                    'The code could not be checked right now. Wait for the next code in your app, then try again.',
                   action: { href: request.url, label: 'Try again' },
                 }),
               );
