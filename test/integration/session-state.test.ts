@@ -11,6 +11,7 @@ import {
   readSession,
   revokeUserSessions,
   userSessionHashes,
+  userSessionsKey,
   type SessionChange,
 } from '@twofold/state';
 import { stackEnv } from '../support/stack.js';
@@ -126,6 +127,42 @@ describe('revokeUserSessions', () => {
       { ttlSeconds },
     );
     expect(again.filter((o) => o.announce).map((o) => o.outcome)).toEqual(['duplicate', 'duplicate']);
+  });
+
+  it('still finds a session verified under a longer lifetime after one verified under a shorter', async () => {
+    // An admin lowered the lifetime between two verifications: the user's index must live as
+    // long as the older, longer session, or a revoke-all after the new lifetime misses it.
+    const now = Date.now();
+    const older = newSession();
+    const newer = newSession();
+    const validate = (session: string, lifetime: number) =>
+      applySessionChanges(
+        redis,
+        prefix,
+        [
+          {
+            kind: 'validate',
+            session,
+            username: 'erin',
+            appId: 'jira',
+            at: Date.now(),
+            eventId: randomUUID(),
+          },
+        ],
+        { ttlSeconds: lifetime },
+      );
+    await validate(older, 8 * 3_600);
+    await validate(newer, 2);
+    expect(await redis.pttl(userSessionsKey(prefix, 'erin'))).toBeGreaterThan((8 * 3_600 - 60) * 1000);
+    await new Promise((resolve) => setTimeout(resolve, 2_100)); // the short lifetime is over
+    const outcomes = await revokeUserSessions(
+      redis,
+      prefix,
+      { username: 'erin', reason: 'lockout', at: now + 3_000, eventId: randomUUID() },
+      { ttlSeconds: 2 },
+    );
+    expect(outcomes.filter((o) => o.announce).map((o) => o.session)).toEqual([older]);
+    expect((await readSession(redis, prefix, older)).verified).toBe(false);
   });
 
   it('refuses a validation older than the revoke-all even when it reaches Redis after it', async () => {

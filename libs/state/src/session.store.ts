@@ -188,6 +188,17 @@ redis.call('PEXPIRE', key, fmt(keep - now))
 return {'applied', wasVerified, username, fmt(keep), fmt(newVersion)}
 `;
 
+// KEYS[1] a user's session index. ARGV: session, its end (ms), now. The index lives as long
+// as its longest-lived session: a validation under a shorter lifetime (the admin lowered it)
+// must not let the index expire before older sessions, which a revoke-all would then miss.
+const INDEX_USER_SESSION = `
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+return 1
+`;
+
 // KEYS[1] user-revoked key. ARGV: version, now, ttlMs. Keeps the latest revoke-all time.
 const RAISE_USER_WATERMARK = `
 local v = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
@@ -199,6 +210,7 @@ return string.format('%.0f', v)
 const SCRIPTS = {
   twofoldSessionApply: { numberOfKeys: 1, lua: APPLY_SESSION_CHANGE },
   twofoldSessionUserRevoke: { numberOfKeys: 1, lua: RAISE_USER_WATERMARK },
+  twofoldSessionIndex: { numberOfKeys: 1, lua: INDEX_USER_SESSION },
 } as const;
 type SessionPipeline = ScriptPipeline<keyof typeof SCRIPTS>;
 
@@ -234,12 +246,14 @@ export async function applySessionChanges(
   for (const change of changes) {
     slots.push(next);
     if (change.kind === 'validate') {
-      const index = userSessionsKey(prefix, change.username);
-      first.zadd(index, change.at + ttlMs, change.session);
-      first.zremrangebyscore(index, '-inf', now);
-      first.pexpire(index, ttlMs);
+      first.twofoldSessionIndex(
+        userSessionsKey(prefix, change.username),
+        change.session,
+        change.at + ttlMs,
+        now,
+      );
       first.get(userRevokedKey(prefix, change.username));
-      next += 4;
+      next += 2;
     } else if (change.kind === 'revoke-user') {
       first.twofoldSessionUserRevoke(userRevokedKey(prefix, change.username), change.at, now, ttlMs);
       first.zrangebyscore(userSessionsKey(prefix, change.username), `(${now}`, '+inf');
@@ -255,7 +269,7 @@ export async function applySessionChanges(
   changes.forEach((change, i) => {
     const slot = slots[i]!;
     if (change.kind === 'validate') {
-      const watermark = Number(firstReplies[slot + 3] ?? 0);
+      const watermark = Number(firstReplies[slot + 1] ?? 0);
       apply(
         sessionKey(prefix, change.session),
         'validate',
