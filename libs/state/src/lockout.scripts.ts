@@ -303,26 +303,33 @@ return { 'lift' }
 
 /**
  * An admin lift. KEYS[1]: base. ARGV: claimTtl, n, n lock sub-keys, m, m evidence sub-keys
- * to forget (so the next failure does not re-impose at once). Replies the fields of each
- * lockout lifted ({@link RECORD_FIELDS} order).
+ * to forget (so the next failure does not re-impose at once), then optionally 'only' and
+ * the lockout ids to lift (others are left in force). Replies the fields of each lockout
+ * lifted ({@link RECORD_FIELDS} order), then its lock sub-key.
  */
 export const LOCKOUT_ADMIN_LIFT_SCRIPT = `
 local base, claimTtl = KEYS[1], tonumber(ARGV[1])
 local FIELDS = { 'id', 'scope', 'key', 'mode', 'rule', 'until', 'imposedAt', 'failures', 'level', 'spares' }
 local n = tonumber(ARGV[2])
+local m = tonumber(ARGV[3 + n])
+local only = nil
+if ARGV[4 + n + m] == 'only' then
+  only = {}
+  for i = 5 + n + m, #ARGV do only[ARGV[i]] = true end
+end
 local out = {}
 for i = 1, n do
   local lockKey = base .. ':' .. ARGV[2 + i]
   local values = redis.call('HMGET', lockKey, unpack(FIELDS))
-  if values[1] then
+  if values[1] and (only == nil or only[values[1]]) then
     redis.call('DEL', lockKey)
     redis.call('SET', base .. ':lifted:' .. values[1], 'admin', 'PX', claimTtl)
     local r = {}
     for j = 1, #FIELDS do r[j] = values[j] or '' end
+    r[#FIELDS + 1] = ARGV[2 + i]
     out[#out + 1] = r
   end
 end
-local m = tonumber(ARGV[3 + n])
 for i = 1, m do redis.call('DEL', base .. ':' .. ARGV[3 + n + i]) end
 return out
 `;

@@ -121,9 +121,81 @@ export async function readLockState(
   return state!;
 }
 
+/** Why a list cursor was refused. */
+export class LockoutCursorError extends Error {
+  readonly code = 'TWOFOLD_LOCKOUT_CURSOR_INVALID';
+  constructor(message: string) {
+    super(message);
+    this.name = 'LockoutCursorError';
+  }
+}
+
+/**
+ * One page of the index after a position (score, member), in one atomic step: the index
+ * sorts by score, then by member (bytes), and the page starts strictly after that pair,
+ * whether or not its entry is still there. KEYS[1]: the index. ARGV: limit, then score and
+ * member of the position (none for the first page). Replies members and scores.
+ */
+const LOCKOUT_LIST_PAGE_SCRIPT = `
+local index, limit = KEYS[1], tonumber(ARGV[1])
+local start = 0
+if ARGV[3] then
+  local score, member = ARGV[2], ARGV[3]
+  local held = redis.call('ZSCORE', index, member)
+  if held and tonumber(held) == tonumber(score) then
+    start = redis.call('ZRANK', index, member) + 1
+  else
+    -- The entry ended, was lifted or now holds a newer lockout: put it at the position for
+    -- a moment to learn how many entries sort before it, then restore it.
+    redis.call('ZADD', index, score, member)
+    start = redis.call('ZRANK', index, member)
+    if held then
+      redis.call('ZADD', index, held, member)
+      if tonumber(held) < tonumber(score) then start = start + 1 end
+    else
+      redis.call('ZREM', index, member)
+    end
+  end
+end
+return redis.call('ZRANGE', index, start, start + limit - 1, 'WITHSCORES')
+`;
+
+const CURSOR_SCORE = /^(?:inf|[0-9]{1,16})$/;
+
+function encodeCursor(score: string, member: string): string {
+  return Buffer.from(JSON.stringify([score, member])).toString('base64url');
+}
+
+function decodeCursor(cursor: string, index: string): [score: string, member: string] {
+  let position: unknown;
+  try {
+    position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    position = undefined;
+  }
+  const memberPrefix = index.slice(0, -'index'.length);
+  if (
+    !Array.isArray(position) ||
+    position.length !== 2 ||
+    typeof position[0] !== 'string' ||
+    typeof position[1] !== 'string' ||
+    !CURSOR_SCORE.test(position[0]) ||
+    !position[1].startsWith(memberPrefix)
+  ) {
+    throw new LockoutCursorError(
+      'the cursor is not a nextCursor of this list (cursors of an earlier version are no longer ' +
+        'accepted); start again from the first page, without a cursor',
+    );
+  }
+  return [position[0], position[1]];
+}
+
 /**
  * Lockouts in force, soonest to end first (permanent ones last), `limit` at a time
- * (default 100, at most 1000); pass `nextCursor` back for the next page.
+ * (default 100, at most 1000); pass `nextCursor` back for the next page. The cursor holds
+ * the position (end time and key of the last entry), not an offset: lockouts that end or
+ * are lifted between pages do not shift the next page. Throws {@link LockoutCursorError}
+ * for a cursor this function did not issue.
  */
 export async function listLockouts(
   redis: Redis,
@@ -131,11 +203,18 @@ export async function listLockouts(
   options: { limit?: number; cursor?: string; now?: number } = {},
 ): Promise<{ lockouts: LockoutRecord[]; nextCursor?: string }> {
   const limit = Math.min(Math.max(options.limit ?? 100, 1), 1000);
-  const offset = Math.max(Number.parseInt(options.cursor ?? '0', 10) || 0, 0);
   const now = options.now ?? Date.now();
   const index = lockoutKeys.index(prefix);
+  const after = options.cursor ? decodeCursor(options.cursor, index) : [];
   await redis.zremrangebyscore(index, '-inf', `(${now}`);
-  const keys = await redis.zrangebyscore(index, now, '+inf', 'LIMIT', offset, limit);
+  const page = (await runScript(
+    redis,
+    'twofoldLockoutListPage',
+    LOCKOUT_LIST_PAGE_SCRIPT,
+    [index],
+    [limit, ...after],
+  )) as string[];
+  const keys = page.filter((_, i) => i % 2 === 0);
   if (keys.length === 0) return { lockouts: [] };
   const pipeline = redis.pipeline();
   for (const key of keys) pipeline.hmget(key, ...LOCK_FIELDS);
@@ -151,7 +230,7 @@ export async function listLockouts(
   if (gone.length > 0) await redis.zrem(index, ...gone);
   return {
     lockouts,
-    ...(keys.length === limit ? { nextCursor: String(offset + limit - gone.length) } : {}),
+    ...(keys.length === limit ? { nextCursor: encodeCursor(page.at(-1)!, keys.at(-1)!) } : {}),
   };
 }
 
@@ -164,6 +243,47 @@ export class LockoutKeyError extends Error {
   }
 }
 
+/** Base keys of a lift: the lock sub-keys and evidence sub-keys under each. */
+function liftBases(
+  prefix: string,
+  scope: LockoutRecord['scope'],
+  key: string,
+): Map<string, { locks: string[]; clear: string[] }> {
+  const bases = new Map<string, { locks: string[]; clear: string[] }>();
+  for (const { target, clear } of liftPlan(scope, key)) {
+    const { base, lockSub } = lockoutLocation(prefix, target);
+    const entry = bases.get(base) ?? { locks: [], clear: [] };
+    entry.locks.push(lockSub);
+    entry.clear.push(...clear);
+    bases.set(base, entry);
+  }
+  return bases;
+}
+
+/**
+ * The lockouts an admin lift of this scope and key would lift now, without lifting them
+ * (what to announce before {@link liftLockout}). Throws {@link LockoutKeyError} for a
+ * malformed key.
+ */
+export async function lockoutsToLift(
+  redis: Redis,
+  prefix: string,
+  scope: LockoutRecord['scope'],
+  key: string,
+): Promise<LockoutRecord[]> {
+  const pipeline = redis.pipeline();
+  for (const [base, { locks }] of liftBases(prefix, scope, key))
+    for (const sub of locks) pipeline.hmget(`${base}:${sub}`, ...LOCK_FIELDS);
+  const results = (await pipeline.exec()) ?? [];
+  const records: LockoutRecord[] = [];
+  for (const [err, values] of results) {
+    if (err) throw err;
+    const record = recordFrom(values as (string | null)[]);
+    if (record) records.push(record);
+  }
+  return records;
+}
+
 /**
  * Lifts the lockouts of one scope and key (an admin unlock) and forgets their evidence,
  * so the next failure does not re-impose at once:
@@ -174,26 +294,21 @@ export class LockoutKeyError extends Error {
  * - `ip`, key = an IP: the block of that IP; key = a network (`203.0.113.0/24`,
  *   `2001:db8::/64`): the block of the network. Their windows are reset.
  *
- * Returns the records lifted (empty when nothing was in force); publishing
- * `lockout.lifted` (by admin) is the caller's part. A lockout lifted here is never
- * announced as lifted by expiry. Throws {@link LockoutKeyError} for a malformed key.
+ * With `lockIds`, only lockouts with those ids are lifted (those announced already: a
+ * lockout imposed since is left in force). Returns the records lifted (empty when nothing
+ * was in force); publishing `lockout.lifted` (by admin) is the caller's part. A lockout
+ * lifted here is never announced as lifted by expiry. Throws {@link LockoutKeyError} for
+ * a malformed key.
  */
 export async function liftLockout(
   redis: Redis,
   prefix: string,
   scope: LockoutRecord['scope'],
   key: string,
-  options: { claimTtlMs?: number } = {},
+  options: { claimTtlMs?: number; lockIds?: readonly string[] } = {},
 ): Promise<LockoutRecord[]> {
-  const plan = liftPlan(scope, key);
-  const bases = new Map<string, { locks: string[]; clear: string[] }>();
-  for (const { target, clear } of plan) {
-    const { base, lockSub } = lockoutLocation(prefix, target);
-    const entry = bases.get(base) ?? { locks: [], clear: [] };
-    entry.locks.push(lockSub);
-    entry.clear.push(...clear);
-    bases.set(base, entry);
-  }
+  const bases = liftBases(prefix, scope, key);
+  const only = options.lockIds ? ['only', ...options.lockIds] : [];
   const lifted: LockoutRecord[] = [];
   const unindexed: string[] = [];
   for (const [base, { locks, clear }] of bases) {
@@ -202,15 +317,16 @@ export async function liftLockout(
       'twofoldLockoutAdminLift',
       LOCKOUT_ADMIN_LIFT_SCRIPT,
       [base],
-      [options.claimTtlMs ?? 7 * 86_400_000, locks.length, ...locks, clear.length, ...clear],
+      [options.claimTtlMs ?? 7 * 86_400_000, locks.length, ...locks, clear.length, ...clear, ...only],
     )) as string[][];
     for (const fields of reply) {
       const record = recordFrom(fields);
-      if (record) lifted.push(record);
+      if (!record) continue;
+      lifted.push(record);
+      unindexed.push(`${base}:${fields[RECORD_FIELDS.length]!}`);
     }
-    unindexed.push(...locks.map((sub) => `${base}:${sub}`));
   }
-  await redis.zrem(lockoutKeys.index(prefix), ...unindexed);
+  if (unindexed.length > 0) await redis.zrem(lockoutKeys.index(prefix), ...unindexed);
   return lifted;
 }
 

@@ -2,9 +2,16 @@ import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { createEvent } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
-import { lockoutLiftedEvent } from '@twofold/lockout';
+import { deterministicEventId, lockoutLiftedEvent } from '@twofold/lockout';
 import type { Redis } from '@twofold/redis';
-import { LockoutKeyError, liftLockout, listLockouts, type LockoutRecord } from '@twofold/state';
+import {
+  LockoutCursorError,
+  LockoutKeyError,
+  liftLockout,
+  listLockouts,
+  lockoutsToLift,
+  type LockoutRecord,
+} from '@twofold/state';
 import type { Authenticator } from '../auth.js';
 import { problems } from '../problem.js';
 
@@ -52,7 +59,11 @@ export function adminLockoutsRoute(deps: {
           querystring: Type.Object({
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
             cursor: Type.Optional(
-              Type.String({ pattern: '^[0-9]{1,9}$', description: 'nextCursor of the previous page' }),
+              Type.String({
+                minLength: 1,
+                maxLength: 2048,
+                description: 'nextCursor of the previous page (opaque)',
+              }),
             ),
           }),
           response: {
@@ -65,6 +76,8 @@ export function adminLockoutsRoute(deps: {
         const page = await listLockouts(deps.redis, deps.keyPrefix, {
           limit: request.query.limit ?? 100,
           ...(request.query.cursor ? { cursor: request.query.cursor } : {}),
+        }).catch((err: unknown) => {
+          throw err instanceof LockoutCursorError ? problems.invalid(err.message) : err;
         });
         return {
           lockouts: page.lockouts.map(view),
@@ -90,38 +103,62 @@ export function adminLockoutsRoute(deps: {
       async (request) => {
         await deps.auth.requireAdmin(request);
         const { scope, key } = request.params;
-        let lifted: LockoutRecord[];
+        let inForce: LockoutRecord[];
         try {
-          lifted = await liftLockout(deps.redis, deps.keyPrefix, scope, key);
+          inForce = await lockoutsToLift(deps.redis, deps.keyPrefix, scope, key);
         } catch (err) {
           if (err instanceof LockoutKeyError) throw problems.invalid(err.message);
           throw err;
         }
-        if (lifted.length === 0) throw problems.notFound(`no lockout of ${scope} ${key} is in force`);
+        if (inForce.length === 0) throw problems.notFound(`no lockout of ${scope} ${key} is in force`);
+        // Announced first, lifted second. A lift that could not be announced would leave no
+        // audit trail, and nothing would announce it later (expiry skips what an admin
+        // lifted). The other way round, a failed announcement lifts nothing: the user stays
+        // locked (fail closed) and the retry announces again with the same event ids (from
+        // the lockout ids), which consumers dedupe; if the lift itself fails after the
+        // announcement, the retry lifts, or expiry announces the same lockout.lifted id.
+        // Only the lockouts announced are lifted: one imposed meanwhile stays in force.
         const time = new Date();
-        await deps.producer.publishMany([
-          {
-            role: 'security',
-            events: lifted.map((record) => lockoutLiftedEvent(record, 'admin', { time, source: API_SOURCE })),
-          },
-          {
-            role: 'admin',
-            events: [
-              createEvent('twofold.admin.unlock', API_SOURCE, 'admin', {
-                actor: 'admin',
-                scope,
-                key,
-                lifted: lifted.map((r) => ({
-                  lockId: r.lockId,
-                  scope: r.scope,
-                  key: r.key,
-                  rule: r.rule,
-                  mode: r.mode,
-                })),
-              }),
-            ],
-          },
-        ]);
+        const lockIds = inForce.map((r) => r.lockId);
+        try {
+          await deps.producer.publishMany([
+            {
+              role: 'security',
+              events: inForce.map((record) =>
+                lockoutLiftedEvent(record, 'admin', { time, source: API_SOURCE }),
+              ),
+            },
+            {
+              role: 'admin',
+              events: [
+                createEvent(
+                  'twofold.admin.unlock',
+                  API_SOURCE,
+                  'admin',
+                  {
+                    actor: 'admin',
+                    scope,
+                    key,
+                    lifted: inForce.map((r) => ({
+                      lockId: r.lockId,
+                      scope: r.scope,
+                      key: r.key,
+                      rule: r.rule,
+                      mode: r.mode,
+                    })),
+                  },
+                  { id: deterministicEventId('admin.unlock', ...[...lockIds].sort()), time },
+                ),
+              ],
+            },
+          ]);
+        } catch (err) {
+          request.log.warn({ err }, 'admin unlock not announced');
+          throw problems.unavailable(
+            `nothing was lifted: the unlock of ${scope} ${key} could not be announced (the event bus is unavailable); try again`,
+          );
+        }
+        const lifted = await liftLockout(deps.redis, deps.keyPrefix, scope, key, { lockIds });
         return { lifted: lifted.map(view) };
       },
     );
