@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool } from './pool.js';
+import { inTransaction, type Pool } from './pool.js';
 
 export interface AppRecord {
   appId: string;
@@ -47,22 +47,42 @@ const toApp = (row: AppRow): AppRecord => ({
 
 export function createAppsRepository(pool: Pool) {
   return {
-    /** Registers an app, or replaces its key and settings when it exists. */
-    async upsert(app: {
-      appId: string;
-      name: string;
-      keyHash: string;
-      webhookUrl?: string | null;
-      origins?: string[];
-    }) {
-      const { rows } = await pool.query<AppRow>(
-        `INSERT INTO apps (app_id, name, key_hash, webhook_url, origins) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (app_id) DO UPDATE SET name = EXCLUDED.name, key_hash = EXCLUDED.key_hash,
-           webhook_url = EXCLUDED.webhook_url, origins = EXCLUDED.origins, disabled_at = NULL
-         RETURNING app_id, name, webhook_url, origins, created_at`,
-        [app.appId, app.name, app.keyHash, app.webhookUrl ?? null, app.origins ?? []],
-      );
-      return toApp(rows[0]!);
+    /**
+     * Registers an app, or replaces its key and settings when it exists. `beforeCommit`
+     * runs inside the transaction, after the change and before COMMIT, with the record and
+     * whether it was created: when it throws, nothing changed and the error goes to the caller.
+     */
+    async upsert(
+      app: {
+        appId: string;
+        name: string;
+        keyHash: string;
+        webhookUrl?: string | null;
+        origins?: string[];
+      },
+      options: { beforeCommit?: (change: { app: AppRecord; created: boolean }) => Promise<void> } = {},
+    ): Promise<AppRecord> {
+      return inTransaction(pool, async (client) => {
+        // xmax is 0 on a row version this statement inserted, not on one it updated.
+        const { rows } = await client.query<AppRow & { created: boolean }>(
+          `INSERT INTO apps (app_id, name, key_hash, webhook_url, origins) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (app_id) DO UPDATE SET name = EXCLUDED.name, key_hash = EXCLUDED.key_hash,
+             webhook_url = EXCLUDED.webhook_url, origins = EXCLUDED.origins, disabled_at = NULL
+           RETURNING app_id, name, webhook_url, origins, created_at, (xmax = 0) AS created`,
+          [app.appId, app.name, app.keyHash, app.webhookUrl ?? null, app.origins ?? []],
+        );
+        const record = toApp(rows[0]!);
+        await options.beforeCommit?.({ app: record, created: rows[0]!.created });
+        return record;
+      });
+    },
+    /**
+     * A version that changes with every change to apps (a trigger bumps it): replicas poll
+     * it to drop the app keys they keep as soon as one is rotated, replaced or disabled.
+     */
+    async version(): Promise<string> {
+      const { rows } = await pool.query<{ version: string }>('SELECT version FROM apps_version WHERE id');
+      return rows[0]?.version ?? '0';
     },
     async findByKeyHash(keyHash: string): Promise<AppRecord | undefined> {
       const { rows } = await pool.query<AppRow>(

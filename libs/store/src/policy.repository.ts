@@ -1,5 +1,5 @@
 import type { PolicySettings, RuleModeValue } from '@twofold/contracts';
-import { checkOut, type Pool } from './pool.js';
+import { checkOut, inTransaction, type Pool } from './pool.js';
 
 export type RuleKind = 'user' | 'group' | 'app';
 
@@ -9,6 +9,15 @@ export interface PolicyRule {
   mode: RuleModeValue;
   updatedAt: Date;
   updatedBy: string;
+}
+
+/**
+ * Options of a policy change. `beforeCommit` runs inside the change's transaction, after
+ * the change and before COMMIT: when it throws, the change is rolled back and the error
+ * goes to the caller (the api announces the change there, so it stands only if audited).
+ */
+export interface PolicyChangeOptions {
+  beforeCommit?: () => Promise<void>;
 }
 
 /** Everything the policy decision needs, as stored, with the version it was read at. */
@@ -62,26 +71,46 @@ export function createPolicyRepository(pool: Pool) {
         release(broken);
       }
     },
-    async saveSettings(settings: PolicySettings, by: string): Promise<void> {
-      await pool.query(
-        'UPDATE policy_settings SET settings = $1, updated_at = now(), updated_by = $2, version = version + 1 WHERE id',
-        [JSON.stringify(settings), by],
-      );
+    async saveSettings(
+      settings: PolicySettings,
+      by: string,
+      options: PolicyChangeOptions = {},
+    ): Promise<void> {
+      await inTransaction(pool, async (client) => {
+        await client.query(
+          'UPDATE policy_settings SET settings = $1, updated_at = now(), updated_by = $2, version = version + 1 WHERE id',
+          [JSON.stringify(settings), by],
+        );
+        await options.beforeCommit?.();
+      });
     },
-    async setRule(kind: RuleKind, subject: string, mode: RuleModeValue, by: string): Promise<void> {
-      await pool.query(
-        `INSERT INTO policy_rules (kind, subject, mode, updated_by) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (kind, subject) DO UPDATE SET mode = EXCLUDED.mode, updated_at = now(), updated_by = EXCLUDED.updated_by`,
-        [kind, subject, mode, by],
-      );
+    async setRule(
+      kind: RuleKind,
+      subject: string,
+      mode: RuleModeValue,
+      by: string,
+      options: PolicyChangeOptions = {},
+    ): Promise<void> {
+      await inTransaction(pool, async (client) => {
+        await client.query(
+          `INSERT INTO policy_rules (kind, subject, mode, updated_by) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (kind, subject) DO UPDATE SET mode = EXCLUDED.mode, updated_at = now(), updated_by = EXCLUDED.updated_by`,
+          [kind, subject, mode, by],
+        );
+        await options.beforeCommit?.();
+      });
     },
-    /** Returns whether a rule existed. */
-    async deleteRule(kind: RuleKind, subject: string): Promise<boolean> {
-      const result = await pool.query('DELETE FROM policy_rules WHERE kind = $1 AND subject = $2', [
-        kind,
-        subject,
-      ]);
-      return (result.rowCount ?? 0) > 0;
+    /** Returns whether a rule existed; `beforeCommit` runs only when one did. */
+    async deleteRule(kind: RuleKind, subject: string, options: PolicyChangeOptions = {}): Promise<boolean> {
+      return inTransaction(pool, async (client) => {
+        const result = await client.query('DELETE FROM policy_rules WHERE kind = $1 AND subject = $2', [
+          kind,
+          subject,
+        ]);
+        const existed = (result.rowCount ?? 0) > 0;
+        if (existed) await options.beforeCommit?.();
+        return existed;
+      });
     },
   };
 }

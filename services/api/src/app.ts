@@ -131,7 +131,7 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp });
   await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
-  await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps }));
+  await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps, producer: deps.producer }));
   if (deps.pool) await app.register(adminAuditRoute({ auth: deps.auth, pool: deps.pool }));
   await app.register(
     challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }),

@@ -14,22 +14,59 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
 
 /**
  * App and admin authentication. App keys are looked up by hash and cached briefly so the
- * event intake does not hit Postgres per request.
+ * event intake does not hit Postgres per request. Once started, a cheap check of the apps
+ * version every `refreshMs` (a trigger bumps it on every change to apps) drops the cache
+ * when it moved, so a key rotated through any replica is refused by all within a second.
  */
-export function createAuthenticator(deps: { apps: AppsRepository; adminKey: string; cacheMs?: number }) {
+export function createAuthenticator(deps: {
+  apps: AppsRepository;
+  adminKey: string;
+  cacheMs?: number;
+  refreshMs?: number;
+  onRefreshError?: (err: unknown) => void;
+}) {
   const adminDigest = digest(deps.adminKey);
   const cacheMs = deps.cacheMs ?? 30_000;
   const cache = new Map<string, { app: AppRecord | undefined; until: number }>();
+  // Bumped on every clear: a lookup that started before a clear may have read the old row,
+  // so its answer is not kept.
+  let generation = 0;
+  let appsVersion: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let refreshing: Promise<void> | undefined;
+  let refreshFailing = false;
+
+  function forget(): void {
+    generation++;
+    cache.clear();
+  }
 
   async function appOf(key: string): Promise<AppRecord | undefined> {
     const keyHash = hashApiKey(key);
     let entry = cache.get(keyHash);
     if (!entry || entry.until < Date.now()) {
+      const startedIn = generation;
       entry = { app: await deps.apps.findByKeyHash(keyHash), until: Date.now() + cacheMs };
-      if (cache.size > 10_000) cache.clear();
-      cache.set(keyHash, entry);
+      if (startedIn === generation) {
+        if (cache.size > 10_000) cache.clear();
+        cache.set(keyHash, entry);
+      }
     }
     return entry.app;
+  }
+
+  /** Drops the cache when the apps version moved; keeps it (TTL-bound) when it cannot be read. */
+  async function refresh(): Promise<void> {
+    try {
+      const version = await deps.apps.version();
+      refreshFailing = false;
+      if (version === appsVersion) return;
+      appsVersion = version;
+      forget();
+    } catch (err) {
+      if (!refreshFailing) deps.onRefreshError?.(err);
+      refreshFailing = true;
+    }
   }
 
   return {
@@ -58,8 +95,19 @@ export function createAuthenticator(deps: { apps: AppsRepository; adminKey: stri
         "the admin key is not valid; it is the api's TWOFOLD_ADMIN_KEY (locally in .twofold/local.env)",
       );
     },
-    forget(): void {
-      cache.clear();
+    /** Drops every kept key lookup (after a change made by this replica). */
+    forget,
+    /** Starts following the apps version (unref'd timer). */
+    async start(): Promise<void> {
+      await refresh();
+      timer ??= setInterval(() => {
+        refreshing ??= refresh().finally(() => (refreshing = undefined));
+      }, deps.refreshMs ?? 500);
+      timer.unref();
+    },
+    stop(): void {
+      if (timer) clearInterval(timer);
+      timer = undefined;
     },
   };
 }

@@ -78,13 +78,19 @@ const sessionFeed = createSessionEventFeed({
 });
 const deadLetters = createWebhookDeadLetters({ redisUrl: config.redis.url, prefix: config.redis.keyPrefix });
 
+const auth = createAuthenticator({
+  apps,
+  adminKey: config.adminKey,
+  onRefreshError: (err) =>
+    logger.warn({ err }, 'reading the apps version failed; app keys are kept up to 30 s'),
+});
 const app = await buildApi({
   pool,
   logger,
   metrics,
   producer,
   apps,
-  auth: createAuthenticator({ apps, adminKey: config.adminKey }),
+  auth,
   waiter,
   publicUrl: config.http.publicUrl,
   challenges,
@@ -105,6 +111,7 @@ const app = await buildApi({
 await producer.connect();
 await waiter.start();
 await policySnapshot.start();
+await auth.start();
 await sessionFeed.start();
 // A deep accept queue: with Node's default (511), a burst of a few dozen connections (an
 // app's pool opening, a load balancer's) overflowed it on our Linux test machines, and each
@@ -119,6 +126,7 @@ stopOnSignals(
       { name: 'http', close: () => app.close() },
       { name: 'session events', close: () => Promise.all([sessionFeed.stop(), deadLetters.close()]) },
       { name: 'policy', close: policySnapshot.stop },
+      { name: 'app keys', close: auth.stop },
       { name: 'producer', close: producer.disconnect },
       { name: 'redis', close: () => Promise.all([redis.quit(), waiter.stop()]) },
       { name: 'postgres', close: () => pool.end() },

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { APP_ID_PATTERN } from '@twofold/contracts';
+import { APP_ID_PATTERN, createEvent } from '@twofold/contracts';
+import type { EventProducer } from '@twofold/kafka';
 import { hashApiKey, type AppsRepository } from '@twofold/store';
 import type { Authenticator } from '../auth.js';
+import { problems } from '../problem.js';
 
 const AppBody = Type.Object(
   {
@@ -23,11 +25,18 @@ const AppView = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
 });
 
-/** Registering apps: the key is returned once and stored only as a hash. */
+/**
+ * Registering apps: the key is returned once and stored only as a hash. A registration
+ * or key rotation is announced on the admin topic (twofold.admin.app_registered,
+ * twofold.admin.app_key_rotated; never the key) inside its transaction and committed only
+ * once announced: one that cannot be audited (Kafka) changes nothing and is answered 503.
+ */
 export function adminAppsRoute(deps: {
   auth: Authenticator;
   apps: AppsRepository;
+  producer: EventProducer;
 }): FastifyPluginAsyncTypebox {
+  const { producer } = deps;
   return async (app) => {
     app.post(
       '/v1/admin/apps',
@@ -42,13 +51,37 @@ export function adminAppsRoute(deps: {
       async (request, reply) => {
         await deps.auth.requireAdmin(request);
         const key = `tfk_${randomBytes(32).toString('base64url')}`;
-        const record = await deps.apps.upsert({
-          appId: request.body.appId,
-          name: request.body.name ?? request.body.appId,
-          keyHash: hashApiKey(key),
-          webhookUrl: request.body.webhookUrl ?? null,
-          origins: request.body.origins ?? [],
-        });
+        const record = await deps.apps.upsert(
+          {
+            appId: request.body.appId,
+            name: request.body.name ?? request.body.appId,
+            keyHash: hashApiKey(key),
+            webhookUrl: request.body.webhookUrl ?? null,
+            origins: request.body.origins ?? [],
+          },
+          {
+            beforeCommit: async ({ app: changed, created }) => {
+              const type = created ? 'twofold.admin.app_registered' : 'twofold.admin.app_key_rotated';
+              const { appId, name, webhookUrl, origins } = changed;
+              try {
+                await producer.publish('admin', [
+                  createEvent(type, 'service/api', 'admin', {
+                    actor: 'admin',
+                    appId,
+                    name,
+                    webhookUrl,
+                    origins,
+                  }),
+                ]);
+              } catch {
+                throw problems.unavailable(
+                  'the change could not be audited (Kafka); nothing was registered or rotated: try again',
+                );
+              }
+            },
+          },
+        );
+        // After the commit: this replica drops the keys it kept now, the others within a second.
         deps.auth.forget();
         return reply.code(201).send({ ...record, createdAt: record.createdAt.toISOString(), key });
       },

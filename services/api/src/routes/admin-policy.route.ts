@@ -34,6 +34,8 @@ const KINDS: Record<string, RuleKind> = { users: 'user', groups: 'group', apps: 
 /**
  * The admin policy: global settings, and rules per user, group and app. Changes are
  * audited (twofold.admin.v1) and reach every replica within a second (policy version).
+ * A change is announced inside its transaction and committed only once announced: one
+ * that cannot be audited (Kafka) is rolled back and answered 503, so the retry applies it.
  */
 export function adminPolicyRoute(deps: {
   auth: Authenticator;
@@ -41,10 +43,18 @@ export function adminPolicyRoute(deps: {
   snapshot: PolicySnapshot;
   producer: EventProducer;
 }): FastifyPluginAsyncTypebox {
-  const audit = (type: string, subject: string, data: Record<string, unknown>) =>
-    deps.producer.publish('admin', [
-      createEvent(`twofold.admin.${type}`, 'service/api', subject, { actor: 'admin', ...data }),
-    ]);
+  /** A change's `beforeCommit`: publishes its admin event; refused, the change is rolled back. */
+  const audited = (type: string, subject: string, data: Record<string, unknown>) => ({
+    beforeCommit: async () => {
+      try {
+        await deps.producer.publish('admin', [
+          createEvent(`twofold.admin.${type}`, 'service/api', subject, { actor: 'admin', ...data }),
+        ]);
+      } catch {
+        throw problems.unavailable('the change could not be audited (Kafka); nothing was changed: try again');
+      }
+    },
+  });
 
   return async (app) => {
     app.get(
@@ -88,9 +98,12 @@ export function adminPolicyRoute(deps: {
           if (err instanceof LockoutRulesError) throw problems.invalid(`lockout: ${err.problems.join('; ')}`);
           throw err;
         }
-        await deps.policies.saveSettings(next, 'admin');
+        await deps.policies.saveSettings(
+          next,
+          'admin',
+          audited('policy_changed', 'admin', { settings: next }),
+        );
         await deps.snapshot.reload();
-        await audit('policy_changed', 'admin', { settings: next });
         return { settings: next };
       },
     );
@@ -123,9 +136,15 @@ export function adminPolicyRoute(deps: {
         await deps.auth.requireAdmin(request);
         const kind = KINDS[request.params.kind]!;
         const subject = subjectOf(kind, request.params.subject);
-        await deps.policies.setRule(kind, subject, request.body.mode, 'admin');
+        const { mode } = request.body;
+        await deps.policies.setRule(
+          kind,
+          subject,
+          mode,
+          'admin',
+          audited('policy_rule_set', 'admin', { kind, subject, mode }),
+        );
         await deps.snapshot.reload();
-        await audit('policy_rule_set', 'admin', { kind, subject, mode: request.body.mode });
         return { kind, subject, mode: request.body.mode };
       },
     );
@@ -144,10 +163,15 @@ export function adminPolicyRoute(deps: {
         await deps.auth.requireAdmin(request);
         const kind = KINDS[request.params.kind]!;
         const subject = subjectOf(kind, request.params.subject);
-        if (!(await deps.policies.deleteRule(kind, subject)))
+        if (
+          !(await deps.policies.deleteRule(
+            kind,
+            subject,
+            audited('policy_rule_removed', 'admin', { kind, subject }),
+          ))
+        )
           throw problems.notFound(`no rule for ${kind} ${subject}`);
         await deps.snapshot.reload();
-        await audit('policy_rule_removed', 'admin', { kind, subject });
         return reply.code(204).send(null);
       },
     );
