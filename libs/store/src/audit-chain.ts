@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
-import { checkOut, type Pool, type PoolClient } from './pool.js';
+import { inTransaction, type Pool, type PoolClient } from './pool.js';
 
 // The audit trail's tamper evidence. Rows form hash chains, one per (Kafka topic, Kafka
 // partition, UTC day of the event): each row stores its position `seq`, the previous row's
@@ -323,24 +323,16 @@ export async function verifyAuditChains(
 ): Promise<ChainVerifyReport> {
   // One snapshot for the whole walk: rows the sink commits meanwhile (past the heads read
   // before them) or days retention drops meanwhile would otherwise look like tampering.
-  const { client, release } = await checkOut(pool);
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    // Taken before the snapshot (the first SELECT): dropping a partition needs ACCESS
-    // EXCLUSIVE on the parent, so none disappears between the snapshot and its reads.
-    await client.query('LOCK TABLE ONLY audit_events IN ACCESS SHARE MODE');
-    const report = await verifyInSnapshot(client, options);
-    await client.query('COMMIT');
-    release();
-    return report;
-  } catch (err) {
-    const rolledBack = await client.query('ROLLBACK').then(
-      () => true,
-      () => false,
-    );
-    release(!rolledBack);
-    throw err;
-  }
+  return inTransaction(
+    pool,
+    async (client) => {
+      // Taken before the snapshot (the first SELECT): dropping a partition needs ACCESS
+      // EXCLUSIVE on the parent, so none disappears between the snapshot and its reads.
+      await client.query('LOCK TABLE ONLY audit_events IN ACCESS SHARE MODE');
+      return verifyInSnapshot(client, options);
+    },
+    'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+  );
 }
 
 async function verifyInSnapshot(client: PoolClient, options: ChainVerifyOptions): Promise<ChainVerifyReport> {

@@ -62,11 +62,18 @@ export async function checkOut(
   };
 }
 
-/** Runs fn in a transaction, rolling back on error; a client that cannot roll back is dropped. */
-export async function inTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs fn in a transaction, rolling back on error; a client that cannot roll back is dropped.
+ * `begin` may name the transaction's mode (e.g. `BEGIN ISOLATION LEVEL REPEATABLE READ`).
+ */
+export async function inTransaction<T>(
+  pool: Pool,
+  fn: (client: PoolClient) => Promise<T>,
+  begin = 'BEGIN',
+): Promise<T> {
   const { client, release } = await checkOut(pool);
   try {
-    await client.query('BEGIN');
+    await client.query(begin);
     const result = await fn(client);
     await client.query('COMMIT');
     release();
