@@ -360,6 +360,51 @@ describe('audit sink', () => {
     expect((await verifyAuditChains(pool)).ok).toBe(true);
   });
 
+  it('sends an event Postgres refuses to the DLQ with its reason, and stores the rest of its batch', async () => {
+    // A row Postgres can never take (here a check constraint refuses it) must not stall its
+    // partition: retried whole, its batch failed forever and nothing after it was stored.
+    await pool.query(
+      `ALTER TABLE audit_events ADD CONSTRAINT t_refused CHECK (username IS DISTINCT FROM 'refused-by-postgres')`,
+    );
+    try {
+      const [before, refused, after] = ['refused-before', 'refused-by-postgres', 'refused-after'].map(
+        (user) =>
+          createEvent('twofold.login.failed', 'app/jira', user, {
+            appId: 'jira',
+            ip: '192.0.2.1',
+            reason: 'bad_password',
+          }),
+      );
+      // One key: the three share a partition and a batch.
+      await world.producer.sendRaw(
+        world.topics.login,
+        [before, refused, after].map((event) => ({ key: 'refused', value: JSON.stringify(event) })),
+      );
+      await eventually(
+        async () => ((await stored([before!.id, after!.id])).rows === 2 ? true : undefined),
+        30_000,
+        'the events beside the refused one',
+      );
+      const dlq = await eventually(
+        async () => {
+          const { rows } = await pool.query<{ reason: string; event: { valueBase64: string } }>(
+            `SELECT reason, event FROM audit_events WHERE type = 'twofold.dlq' AND reason LIKE 'Postgres refused it:%'`,
+          );
+          return rows.length > 0 ? rows : undefined;
+        },
+        30_000,
+        'the refused event as a DLQ row',
+      );
+      expect(dlq).toHaveLength(1);
+      expect(dlq[0]!.reason).toMatch(/t_refused.*\(SQLSTATE 23514\)/);
+      expect(JSON.parse(Buffer.from(dlq[0]!.event.valueBase64, 'base64').toString()).id).toBe(refused!.id);
+      expect(await stored([refused!.id])).toEqual({ rows: 0, distinct: 0 });
+      expect((await verifyAuditChains(pool)).ok).toBe(true);
+    } finally {
+      await pool.query('ALTER TABLE audit_events DROP CONSTRAINT t_refused');
+    }
+  });
+
   it('creates partitions ahead, moves early rows out of DEFAULT, and drops partitions past the retention', async () => {
     const today = new Date();
     const dayOffset = (days: number) =>

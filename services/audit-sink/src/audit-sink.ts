@@ -41,6 +41,17 @@ function rowsCounter(metrics: ServiceMetrics): Counter<'outcome'> {
 }
 
 /**
+ * What Postgres said when it refused the data of a row (SQLSTATE class 22, data exception,
+ * or 23, a constraint other than the unique key that marks a redelivery); undefined for
+ * anything else (an outage, a bug), which is retried.
+ */
+function dataRefusal(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^2[23]/.test(code) || code === '23505') return undefined;
+  return `${(err as Error).message} (SQLSTATE ${code})`;
+}
+
+/**
  * Stores every event of every topic once. A batch is one transaction that extends the
  * hash chains with the rows not stored yet, and offsets are committed only after Postgres
  * committed; while Postgres is down the batch is retried (never skipped), so nothing is
@@ -58,6 +69,31 @@ export function buildAuditSink(deps: AuditSinkDeps) {
     if (inserted < batch.length) rows.inc({ outcome: 'duplicate' }, batch.length - inserted);
   }
 
+  /**
+   * Writes the rows; when Postgres refuses the data itself (not an outage), halves the batch
+   * until each refused row stands alone, stores the rest in order and returns the refused
+   * rows' events for the DLQ. Retried whole instead, one row Postgres can never take would
+   * stall its Kafka partition for good (as a year-0 time once did).
+   */
+  async function writeIsolatingRefused(
+    items: readonly ConsumedEvent[],
+    batch: readonly AuditRow[],
+  ): Promise<{ item: ConsumedEvent; reason: string }[]> {
+    try {
+      await write(batch);
+      return [];
+    } catch (err) {
+      const refusal = dataRefusal(err);
+      if (!refusal) throw err;
+      if (batch.length === 1) return [{ item: items[0]!, reason: `Postgres refused it: ${refusal}` }];
+      const half = Math.ceil(batch.length / 2);
+      return [
+        ...(await writeIsolatingRefused(items.slice(0, half), batch.slice(0, half))),
+        ...(await writeIsolatingRefused(items.slice(half), batch.slice(half))),
+      ];
+    }
+  }
+
   const consumer = createBatchConsumer({
     kafka: deps.kafka,
     groupId: deps.groupId,
@@ -69,17 +105,19 @@ export function buildAuditSink(deps: AuditSinkDeps) {
     ...(deps.sessionTimeoutMs ? { sessionTimeoutMs: deps.sessionTimeoutMs } : {}),
     handle: async (batch) => {
       const storable: AuditRow[] = [];
+      const storableItems: ConsumedEvent[] = [];
       const rejected: { item: ConsumedEvent; reason: string }[] = [];
       for (const item of batch) {
         try {
           assertStorableJson(item.event);
           storable.push(auditRowFromEvent(item));
+          storableItems.push(item);
         } catch (err) {
           if (!(err instanceof UnstorableJsonError)) throw err;
           rejected.push({ item, reason: `not storable in the audit trail: ${err.message}` });
         }
       }
-      await write(storable);
+      rejected.push(...(await writeIsolatingRefused(storableItems, storable)));
       if (rejected.length) {
         rows.inc({ outcome: 'rejected' }, rejected.length);
         log.warn({ count: rejected.length }, 'events not storable; sent to the DLQ');
