@@ -121,21 +121,29 @@ export function createAppsRepository(pool: Pool) {
     /**
      * Replaces the app's webhook secret with `secret`; the one replaced still signs
      * deliveries for `graceSeconds` (0: not at all). Undefined when there is no such app.
+     * `beforeCommit` runs inside the transaction, after the change and before COMMIT (only
+     * when the app exists): when it throws, nothing changed and the error goes to the caller.
      */
     async rotateWebhookSecret(
       appId: string,
       secret: string,
       graceSeconds: number,
+      options: { beforeCommit?: (rotated: RotatedWebhookSecret) => Promise<void> } = {},
     ): Promise<RotatedWebhookSecret | undefined> {
-      const { rows } = await pool.query<{ previous_webhook_secret_until: Date | null }>(
-        `UPDATE apps SET previous_webhook_secret = CASE WHEN $3::int > 0 THEN webhook_secret END,
-                previous_webhook_secret_until = CASE WHEN $3::int > 0 THEN now() + make_interval(secs => $3::int) END,
-                webhook_secret = $2
-          WHERE app_id = $1
-          RETURNING previous_webhook_secret_until`,
-        [appId, secret, graceSeconds],
-      );
-      return rows[0] ? { secret, previousValidUntil: rows[0].previous_webhook_secret_until } : undefined;
+      return inTransaction(pool, async (client) => {
+        const { rows } = await client.query<{ previous_webhook_secret_until: Date | null }>(
+          `UPDATE apps SET previous_webhook_secret = CASE WHEN $3::int > 0 THEN webhook_secret END,
+                  previous_webhook_secret_until = CASE WHEN $3::int > 0 THEN now() + make_interval(secs => $3::int) END,
+                  webhook_secret = $2
+            WHERE app_id = $1
+            RETURNING previous_webhook_secret_until`,
+          [appId, secret, graceSeconds],
+        );
+        if (!rows[0]) return undefined;
+        const rotated = { secret, previousValidUntil: rows[0].previous_webhook_secret_until };
+        await options.beforeCommit?.(rotated);
+        return rotated;
+      });
     },
     /** The app's webhook signing secret (`whsec_…`), generated when the app was registered. */
     async webhookSecret(appId: string): Promise<string | undefined> {

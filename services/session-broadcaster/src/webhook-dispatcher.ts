@@ -216,8 +216,29 @@ export function createWebhookDispatcher(deps: {
     await lane.connections?.destroy();
   }
 
+  /** `appId url` of stored targets whose URL is not a usable http(s) URL: logged once, skipped. */
+  const unusable = new Set<string>();
+  function usable(target: WebhookTarget): boolean {
+    try {
+      const { protocol } = new URL(target.webhookUrl);
+      if (protocol === 'http:' || protocol === 'https:') return true;
+    } catch {
+      // Stored before the admin api checked it (e.g. http://jira:80800/hook): not a URL.
+    }
+    const key = `${target.appId} ${target.webhookUrl}`;
+    if (!unusable.has(key)) {
+      unusable.add(key);
+      log.error(
+        { appId: target.appId, webhookUrl: target.webhookUrl },
+        'webhook URL is not a valid http(s) URL; not delivering to this app until it is registered again',
+      );
+    }
+    return false;
+  }
+
   async function refresh(): Promise<void> {
-    const targets = await deps.targets();
+    // An app whose stored URL does not parse is left out (as if it had none), not the refresh.
+    const targets = (await deps.targets()).filter(usable);
     if (stopped) return;
     const current = new Set(targets.map((t) => t.appId));
     for (const target of targets) {
@@ -247,7 +268,9 @@ export function createWebhookDispatcher(deps: {
 
   return {
     async start(): Promise<void> {
-      await refresh();
+      // A first read that fails (Postgres unreachable) is logged and retried on the next
+      // interval, not fatal: the broadcaster starts, and isReady() is false until a read succeeds.
+      await refreshNow();
       timer = setInterval(() => void refreshNow(), settings.refreshMs);
       timer.unref();
     },

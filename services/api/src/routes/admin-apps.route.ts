@@ -17,6 +17,26 @@ const AppBody = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * Why `webhookUrl` cannot be delivered to, or undefined when it can. JSON-schema `format: uri`
+ * lets through what `new URL()` (and so the session broadcaster) rejects, such as
+ * `http://jira:80800/hook` or `http://999.1.1.1/hook`; credentials (`user:pass@`) would be
+ * dropped silently by the broadcaster's connection to the URL's origin.
+ */
+function webhookUrlProblem(webhookUrl: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(webhookUrl);
+  } catch {
+    return `webhookUrl ${JSON.stringify(webhookUrl)} is not a valid URL (check the host and port)`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return `webhookUrl must be an http or https URL, not ${url.protocol}`;
+  if (url.username || url.password)
+    return 'webhookUrl must not carry credentials (user:password@); webhooks are signed with the webhook secret';
+  return undefined;
+}
+
 const AppView = Type.Object({
   appId: Type.String(),
   name: Type.String(),
@@ -50,6 +70,8 @@ export function adminAppsRoute(deps: {
       },
       async (request, reply) => {
         await deps.auth.requireAdmin(request);
+        const urlProblem = request.body.webhookUrl && webhookUrlProblem(request.body.webhookUrl);
+        if (urlProblem) throw problems.invalid(urlProblem);
         const key = `tfk_${randomBytes(32).toString('base64url')}`;
         const record = await deps.apps.upsert(
           {

@@ -52,7 +52,7 @@ export function adminWebhooksRoute(deps: {
   apps: AppsRepository;
   deadLetters: WebhookDeadLetters;
   /** Admin topic for the audit trail of rotations; without it they are not announced. */
-  producer?: EventProducer;
+  producer: EventProducer;
 }): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -97,16 +97,27 @@ export function adminWebhooksRoute(deps: {
         const { appId } = request.params;
         const graceSeconds = request.body.graceSeconds ?? DEFAULT_WEBHOOK_SECRET_GRACE_SECONDS;
         const secret = `whsec_${randomBytes(32).toString('base64')}`;
-        const rotated = await deps.apps.rotateWebhookSecret(appId, secret, graceSeconds);
+        // Announced inside the rotation's transaction and committed only once announced: a
+        // rotation that cannot be audited (Kafka) leaves the old secret in place and is a 503.
+        const rotated = await deps.apps.rotateWebhookSecret(appId, secret, graceSeconds, {
+          beforeCommit: async ({ previousValidUntil }) => {
+            try {
+              await deps.producer.publish('admin', [
+                createEvent('twofold.admin.webhook_secret_rotated', 'service/api', 'admin', {
+                  actor: 'admin',
+                  appId,
+                  previousSecretValidUntil: previousValidUntil?.toISOString() ?? null,
+                }),
+              ]);
+            } catch {
+              throw problems.unavailable(
+                'the change could not be audited (Kafka); nothing was changed: try again',
+              );
+            }
+          },
+        });
         if (!rotated) throw problems.notFound(`no app ${appId}; register it with POST /v1/admin/apps`);
         const previousSecretValidUntil = rotated.previousValidUntil?.toISOString() ?? null;
-        await deps.producer?.publish('admin', [
-          createEvent('twofold.admin.webhook_secret_rotated', 'service/api', 'admin', {
-            actor: 'admin',
-            appId,
-            previousSecretValidUntil,
-          }),
-        ]);
         return reply
           .header('cache-control', 'no-store')
           .send({ appId, secret: rotated.secret, previousSecretValidUntil });
