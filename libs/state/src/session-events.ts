@@ -150,8 +150,9 @@ export interface SessionEventFeed {
   stop(): Promise<void>;
   /**
    * Delivers every entry after `afterId` (the client's Last-Event-ID), then live ones, in
-   * order, each once; without `afterId`, live entries only. `onGap` runs before the catch-up
-   * when entries after `afterId` are gone. Resolves once the catch-up is sent.
+   * order, each once; without `afterId`, live entries only. `onGap` runs (at most once)
+   * before the catch-up entries that follow missing ones, when entries after `afterId` are
+   * gone. Resolves once the catch-up is sent.
    */
   subscribe(
     afterId: string | undefined,
@@ -258,7 +259,17 @@ export function createSessionEventFeed(deps: {
         }
         if (gap) onGap?.();
         for (;;) {
-          const page = await readSessionEventsAfter(deps.redis, deps.prefix, lastSent, 500);
+          const from = lastSent;
+          const page = await readSessionEventsAfter(deps.redis, deps.prefix, from, 500);
+          // Entries may have been trimmed since the check above (or the previous page): if
+          // the stream is now cut past where this read started, some after it were missed.
+          if (!gap) {
+            const now = await streamInfo(deps.redis, deps.prefix);
+            if (now && compareStreamIds(now.goneThrough, from) > 0) {
+              gap = true;
+              onGap?.();
+            }
+          }
           forward(page);
           if (page.length < 500) break;
         }

@@ -65,6 +65,11 @@ export function sessionEventsRoute(deps: {
 
         reply.hijack();
         const res = reply.raw;
+        // The client may have left while it was authenticated: its `close` has fired already.
+        if (request.raw.destroyed || res.destroyed || res.socket?.destroyed !== false) {
+          res.destroy();
+          return;
+        }
         res.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
           'cache-control': 'no-store',
@@ -93,6 +98,7 @@ export function sessionEventsRoute(deps: {
         };
         const heartbeat = setInterval(() => send(': keep-alive\n\n'), deps.heartbeatMs ?? 15_000);
         request.raw.on('close', close);
+        res.on('close', close);
         res.on('error', close);
         try {
           const subscription = await deps.feed.subscribe(
