@@ -7,32 +7,28 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
 import { createEventProducer } from '@twofold/kafka';
 import { encryptSecret, generateSecret } from '@twofold/otp';
-import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import type { Redis } from '@twofold/redis';
 import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore } from '@twofold/state';
-import { createEnrollmentsRepository, createPool, type Pool } from '@twofold/store';
+import { createEnrollmentsRepository, type Pool } from '@twofold/store';
 import { createCodeVerifier, VerificationError } from '@twofold/verification';
 import { keyRingFromEnv } from '../../bench/lib/seed.js';
 import { readLockForVerification } from '../../services/api/src/lock-reader.js';
 import { oathtoolTotp, previousStepCode } from '../support/otp.js';
-import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { eventually, type Isolated } from '../support/stack.js';
+import { isolatedWithStores, type WorldWithStores } from '../support/stores.js';
 import { readTopic } from '../support/topic-reader.js';
 
+let stores: WorldWithStores;
 let world: Isolated;
 let redis: Redis;
 let pool: Pool;
 
 beforeAll(async () => {
-  world = await isolated('code-verifier-announce', { database: true });
-  redis = createRedis(world.config.redis.url, 'state');
-  await waitForRedis(redis);
-  pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 2 });
+  stores = await isolatedWithStores('code-verifier-announce');
+  ({ world, redis, pool } = stores);
 });
 
-afterAll(async () => {
-  await redis.quit();
-  await pool.end();
-  await world.cleanup();
-});
+afterAll(() => stores.cleanup());
 
 describe('a verified code that cannot be announced', () => {
   it('is refused as unavailable and leaves the challenge for the next code', async () => {

@@ -5,29 +5,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventProducer } from '@twofold/kafka';
 import { encryptSecret, generateSecret } from '@twofold/otp';
-import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
-import { createEnrollmentsRepository, createPool, type Pool } from '@twofold/store';
+import type { Redis } from '@twofold/redis';
+import { createEnrollmentsRepository, type Pool } from '@twofold/store';
 import { createEnrollmentService, VerificationError } from '@twofold/verification';
 import { keyRingFromEnv } from '../../bench/lib/seed.js';
-import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { eventually, type Isolated } from '../support/stack.js';
+import { isolatedWithStores, type WorldWithStores } from '../support/stores.js';
 import { readTopic } from '../support/topic-reader.js';
 
+let stores: WorldWithStores;
 let world: Isolated;
 let redis: Redis;
 let pool: Pool;
 
 beforeAll(async () => {
-  world = await isolated('enrollment-reset', { database: true });
-  redis = createRedis(world.config.redis.url, 'state');
-  await waitForRedis(redis);
-  pool = createPool({ url: world.config.database.url, schema: world.config.database.schema, max: 2 });
+  stores = await isolatedWithStores('enrollment-reset');
+  ({ world, redis, pool } = stores);
 });
 
-afterAll(async () => {
-  await redis.quit();
-  await pool.end();
-  await world.cleanup();
-});
+afterAll(() => stores.cleanup());
 
 describe('admin reset of a lost authenticator', () => {
   it('changes nothing when it cannot be announced; the retry resets and announces it', async () => {
