@@ -20,7 +20,7 @@ import {
 } from '@twofold/state';
 import type { Enrollment, EnrollmentsRepository } from '@twofold/store';
 import { createEnrollmentCache } from './enrollment-cache.js';
-import { VerificationError } from './errors.js';
+import { VerificationError, orUnavailable } from './errors.js';
 
 export type SubmittedCode = { kind: 'totp'; digits: string } | { kind: 'backup_code'; code: string };
 
@@ -123,9 +123,10 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
         throw unavailable('the enrollment state');
       }
     }
-    const enrollment = await deps.enrollments.get(username).catch(() => {
-      throw unavailable('the stored authenticator');
-    });
+    const enrollment = await orUnavailable(
+      deps.enrollments.get(username),
+      'the stored authenticator is unavailable; try again',
+    );
     if (!enrollment) return undefined;
     const entry: KeptEnrollment = {
       version,
@@ -150,14 +151,6 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
     }
   }
 
-  async function publishOrUnavailable(event: ReturnType<typeof createEvent>, what: string): Promise<void> {
-    try {
-      await deps.producer.publish('secondFactor', [event]);
-    } catch {
-      throw new VerificationError('unavailable', what);
-    }
-  }
-
   async function lockOf(challenge: Challenge): Promise<'locked' | null> {
     const lock = await deps.readLock(challenge.username, challenge.ip);
     if (lock === 'unknown') throw unavailable('lockout state');
@@ -166,9 +159,7 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
 
   async function checkBackupCode(challenge: Challenge, code: string): Promise<Outcome> {
     const postgres = <T>(read: Promise<T>) =>
-      read.catch(() => {
-        throw unavailable('the backup codes');
-      });
+      orUnavailable(read, 'the backup codes are unavailable; try again');
     const [locked, enrollment] = await Promise.all([
       lockOf(challenge),
       postgres(deps.enrollments.get(challenge.username)),
@@ -295,8 +286,10 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
         // Announced before the challenge goes: the session counts as verified only once the
         // broadcaster hears it. Unannounced, the user answers again with the next code (this
         // one is spent) on the same challenge, instead of finding it gone.
-        await publishOrUnavailable(
-          createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
+        await orUnavailable(
+          deps.producer.publish('secondFactor', [
+            createEvent('twofold.2fa.verified', source, challenge.username, { ...base, method }),
+          ]),
           'the verification could not be recorded; try again with the next code',
         );
         // A challenge left behind expires; its code is spent (replay guard) either way.
@@ -304,12 +297,14 @@ export function createCodeVerifier(deps: CodeVerifierDeps) {
         return { verified: true, method, challenge };
       }
       // The lockout detector counts this failure from the event.
-      await publishOrUnavailable(
-        createEvent('twofold.2fa.failed', source, challenge.username, {
-          ...base,
-          ip: challenge.ip,
-          reason: outcome,
-        }),
+      await orUnavailable(
+        deps.producer.publish('secondFactor', [
+          createEvent('twofold.2fa.failed', source, challenge.username, {
+            ...base,
+            ip: challenge.ip,
+            reason: outcome,
+          }),
+        ]),
         'the attempt could not be recorded; try again',
       );
       return {

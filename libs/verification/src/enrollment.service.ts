@@ -19,7 +19,7 @@ import {
 import { taggedKey, type Redis } from '@twofold/redis';
 import { acceptTimeStep, bumpEnrollmentVersion } from '@twofold/state';
 import { AlreadyEnrolledError, type EnrollmentsRepository } from '@twofold/store';
-import { VerificationError } from './errors.js';
+import { VerificationError, orUnavailable } from './errors.js';
 
 export const PENDING_ENROLLMENT_TTL_SECONDS = 15 * 60;
 export const MAX_CONFIRM_ATTEMPTS = 5;
@@ -66,11 +66,10 @@ export function createEnrollmentService(deps: {
    * verifier's cache). Throws `unavailable` when Redis cannot record it.
    */
   async function invalidateKeptCopies(username: string, what: string): Promise<void> {
-    try {
-      await bumpEnrollmentVersion(deps.redis, deps.keyPrefix, username);
-    } catch {
-      throw new VerificationError('unavailable', `the enrollment state is unavailable; ${what}`);
-    }
+    await orUnavailable(
+      bumpEnrollmentVersion(deps.redis, deps.keyPrefix, username),
+      `the enrollment state is unavailable; ${what}`,
+    );
   }
 
   async function ensureNotEnrolled(username: string) {
@@ -257,8 +256,8 @@ export function createEnrollmentService(deps: {
         return false;
       }
       await invalidateKeptCopies(username, 'nothing was reset; try again');
-      try {
-        await deps.producer.publishMany([
+      await orUnavailable(
+        deps.producer.publishMany([
           {
             role: 'secondFactor',
             events: [createEvent('twofold.enrollment.reset', source, username, { by })],
@@ -269,13 +268,9 @@ export function createEnrollmentService(deps: {
               createEvent('twofold.admin.enrollment_reset', source, username, { actor: by, username }),
             ],
           },
-        ]);
-      } catch {
-        throw new VerificationError(
-          'unavailable',
-          'the reset could not be announced (Kafka); nothing was reset: try again',
-        );
-      }
+        ]),
+        'the reset could not be announced (Kafka); nothing was reset: try again',
+      );
       await deps.enrollments.reset(username);
       await invalidateKeptCopies(
         username,

@@ -10,3 +10,12 @@ export class VerificationError extends Error {
     this.name = 'VerificationError';
   }
 }
+
+/** The work's result; when it fails (a store or Kafka out of reach), `unavailable` with the message. */
+export async function orUnavailable<T>(work: Promise<T>, message: string): Promise<T> {
+  try {
+    return await work;
+  } catch {
+    throw new VerificationError('unavailable', message);
+  }
+}

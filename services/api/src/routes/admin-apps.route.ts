@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { APP_ID_PATTERN, createEvent } from '@twofold/contracts';
+import { APP_ID_PATTERN } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import { hashApiKey, type AppsRepository } from '@twofold/store';
 import type { Authenticator } from '../auth.js';
+import { publishAdminEvent } from '../admin-events.js';
 import { problems } from '../problem.js';
 
 const AppBody = Type.Object(
@@ -82,25 +83,18 @@ export function adminAppsRoute(deps: {
             origins: request.body.origins ?? [],
           },
           {
-            beforeCommit: async ({ app: changed, created }) => {
-              const type = created ? 'twofold.admin.app_registered' : 'twofold.admin.app_key_rotated';
-              const { appId, name, webhookUrl, origins } = changed;
-              try {
-                await producer.publish('admin', [
-                  createEvent(type, 'service/api', 'admin', {
-                    actor: 'admin',
-                    appId,
-                    name,
-                    webhookUrl,
-                    origins,
-                  }),
-                ]);
-              } catch {
-                throw problems.unavailable(
-                  'the change could not be audited (Kafka); nothing was registered or rotated: try again',
-                );
-              }
-            },
+            beforeCommit: ({ app: changed, created }) =>
+              publishAdminEvent(
+                producer,
+                created ? 'twofold.admin.app_registered' : 'twofold.admin.app_key_rotated',
+                'admin',
+                {
+                  appId: changed.appId,
+                  name: changed.name,
+                  webhookUrl: changed.webhookUrl,
+                  origins: changed.origins,
+                },
+              ),
           },
         );
         // After the commit: this replica drops the keys it kept now, the others within a second.

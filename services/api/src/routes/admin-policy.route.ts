@@ -4,7 +4,6 @@ import {
   APP_ID_PATTERN,
   PolicySettingsSchema,
   RuleModeSchema,
-  createEvent,
   normalizeUsername,
   type PolicySettings,
 } from '@twofold/contracts';
@@ -13,6 +12,7 @@ import { LockoutRulesError, resolveLockoutRules } from '@twofold/lockout';
 import type { PolicyRepository, RuleKind } from '@twofold/store';
 import { mergeSettings, toPolicyView, type PolicySnapshot } from '@twofold/verification';
 import type { Authenticator } from '../auth.js';
+import { publishAdminEvent } from '../admin-events.js';
 import { problems } from '../problem.js';
 
 const Rule = Type.Object({ mode: RuleModeSchema }, { additionalProperties: false });
@@ -45,15 +45,7 @@ export function adminPolicyRoute(deps: {
 }): FastifyPluginAsyncTypebox {
   /** A change's `beforeCommit`: publishes its admin event; refused, the change is rolled back. */
   const audited = (type: string, subject: string, data: Record<string, unknown>) => ({
-    beforeCommit: async () => {
-      try {
-        await deps.producer.publish('admin', [
-          createEvent(`twofold.admin.${type}`, 'service/api', subject, { actor: 'admin', ...data }),
-        ]);
-      } catch {
-        throw problems.unavailable('the change could not be audited (Kafka); nothing was changed: try again');
-      }
-    },
+    beforeCommit: () => publishAdminEvent(deps.producer, `twofold.admin.${type}`, subject, data),
   });
 
   return async (app) => {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { APP_ID_PATTERN, createEvent } from '@twofold/contracts';
+import { APP_ID_PATTERN } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import type { WebhookDeadLetters } from '@twofold/state';
 import type { AppsRepository } from '@twofold/store';
 import type { Authenticator } from '../auth.js';
+import { publishAdminEvent } from '../admin-events.js';
 import { problems } from '../problem.js';
 
 const DeadLetter = Type.Object({
@@ -100,21 +101,11 @@ export function adminWebhooksRoute(deps: {
         // Announced inside the rotation's transaction and committed only once announced: a
         // rotation that cannot be audited (Kafka) leaves the old secret in place and is a 503.
         const rotated = await deps.apps.rotateWebhookSecret(appId, secret, graceSeconds, {
-          beforeCommit: async ({ previousValidUntil }) => {
-            try {
-              await deps.producer.publish('admin', [
-                createEvent('twofold.admin.webhook_secret_rotated', 'service/api', 'admin', {
-                  actor: 'admin',
-                  appId,
-                  previousSecretValidUntil: previousValidUntil?.toISOString() ?? null,
-                }),
-              ]);
-            } catch {
-              throw problems.unavailable(
-                'the change could not be audited (Kafka); nothing was changed: try again',
-              );
-            }
-          },
+          beforeCommit: ({ previousValidUntil }) =>
+            publishAdminEvent(deps.producer, 'twofold.admin.webhook_secret_rotated', 'admin', {
+              appId,
+              previousSecretValidUntil: previousValidUntil?.toISOString() ?? null,
+            }),
         });
         if (!rotated) throw problems.notFound(`no app ${appId}; register it with POST /v1/admin/apps`);
         const previousSecretValidUntil = rotated.previousValidUntil?.toISOString() ?? null;
