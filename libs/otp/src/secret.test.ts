@@ -30,12 +30,14 @@ describe('parseImportedSecret', () => {
   });
 
   it('accepts and strips padding', () => {
-    const sixteen = encodeBase32(Buffer.alloc(16, 0xab)); // 26 characters, padded to 32
+    const sixteen = encodeBase32(Buffer.from('0123456789abcdef')); // 26 characters, padded to 32
     expect(parseImportedSecret(`${sixteen}======`)).toBe(sixteen);
   });
 
   it('accepts 128 bits, the RFC 4226 minimum, and canonicalizes leftover bits', () => {
-    const sixteen = encodeBase32(Buffer.alloc(16, 0xff)); // ends in 4 = 111 + two leftover zero bits
+    const bytes = Buffer.from('0123456789abcdef');
+    bytes[15] = 0xff;
+    const sixteen = encodeBase32(bytes); // ends in 4 = 111 + two leftover zero bits
     expect(sixteen).toMatch(/4$/);
     expect(parseImportedSecret(sixteen.replace(/4$/, '7'))).toBe(sixteen);
   });
@@ -52,7 +54,12 @@ describe('parseImportedSecret', () => {
       'JBSWY3DPEHPK3PXP',
       /holds 80 bits; at least 128 \(26 base32 characters\)/,
     ],
-    ['a key over 512 bits', encodeBase32(Buffer.alloc(65, 1)), /at most 512/],
+    ['a key over 512 bits', encodeBase32(Buffer.from('0123456789'.repeat(7))), /at most 512/],
+    ['a key of zeros', 'A'.repeat(32), /a pattern/],
+    ['a key of one repeated byte', encodeBase32(Buffer.alloc(20, 0xab)), /a pattern/],
+    ['a key of three byte values', encodeBase32(Buffer.from('abc'.repeat(7))), /a pattern/],
+    // toUpperCase would turn the long s into S, importing a key the user never had.
+    ['a letter that upper-cases into base32', `${key.slice(0, 31)}\u017f`, /other characters/],
   ])('refuses %s with a clear message', (_name, input, message) => {
     expect(() => parseImportedSecret(input)).toThrow(OtpInputError);
     expect(() => parseImportedSecret(input)).toThrow(message);

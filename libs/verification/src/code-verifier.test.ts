@@ -51,7 +51,19 @@ describe('classifyCode', () => {
     expect(classifyCode(raw)).toEqual(expected);
   });
 
-  it.each(['12345', '1234567', 'abcdef', 42])('refuses %s as malformed', (raw) => {
-    expect(() => classifyCode(raw)).toThrow(VerificationError);
+  it.each([
+    ['38472-61950', { kind: 'backup_code', code: '3847261950' }],
+    ['3847261950', { kind: 'backup_code', code: '3847261950' }],
+    ['38472 61950', { kind: 'backup_code', code: '3847261950' }],
+    ['abcde-fghjk', { kind: 'backup_code', code: 'abcdefghjk' }],
+  ])('reads %s as a backup code, also when it is all digits', (raw, expected) => {
+    expect(classifyCode(raw)).toEqual(expected);
   });
+
+  it.each(['12345', '1234567', '123456789', '12345678901', 'abcdef', 42])(
+    'refuses %s as malformed',
+    (raw) => {
+      expect(() => classifyCode(raw)).toThrow(VerificationError);
+    },
+  );
 });

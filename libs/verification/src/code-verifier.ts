@@ -31,9 +31,14 @@ export type SubmittedCode = { kind: 'totp'; digits: string } | { kind: 'backup_c
 export function classifyCode(raw: unknown): SubmittedCode {
   if (typeof raw !== 'string') throw new VerificationError('malformed', 'code must be a string');
   const compact = raw.replace(/[\s]/g, '');
-  if (/^\d+$/.test(compact)) {
+  // A backup code may be all digits (about one in 100,000 users has one): ten digits are
+  // a backup code, typed with or without its dash.
+  if (/^\d+$/.test(compact) && compact.length !== 10) {
     if (compact.length !== 6 && compact.length !== 8) {
-      throw new VerificationError('malformed', `code must be 6 or 8 digits; got ${compact.length}`);
+      throw new VerificationError(
+        'malformed',
+        `code must be 6 or 8 digits (or a 10-character backup code); got ${compact.length}`,
+      );
     }
     return { kind: 'totp', digits: compact };
   }
