@@ -4,5 +4,6 @@
 export * from './client.js';
 export * from './session-event.js';
 export * from './webhook-signature.js';
+export * from './webhook-replay.js';
 export * from './sse-parser.js';
 export * from './session-events.js';
