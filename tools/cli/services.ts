@@ -1,4 +1,4 @@
-import { ConfigError, hostPorts, keyRing, readEnv, str, url } from '@twofold/config';
+import { ConfigError, hostPorts, integer, keyRing, readEnv, str, url } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createSecretKeyRing, type SecretKeyRing } from '@twofold/otp';
@@ -67,6 +67,9 @@ export async function withEnrollmentService<T>(
       REDIS_KEY_PREFIX: str({ default: 'tf:' }),
       KAFKA_BROKERS: hostPorts({ desc: 'host:port[,host:port]' }),
       TWOFOLD_TOPIC_PREFIX: str({ default: '' }),
+      // The api's window: the proving code's time step is spent for as long as the api
+      // would still accept it.
+      TOTP_WINDOW: integer({ min: 0, max: 10 })({ default: 1 }),
     },
     env,
   );
@@ -87,6 +90,7 @@ export async function withEnrollmentService<T>(
       redis,
       keyPrefix: settings.REDIS_KEY_PREFIX,
       producer,
+      window: settings.TOTP_WINDOW,
     });
     return await run(service);
   } finally {

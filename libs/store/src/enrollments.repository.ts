@@ -115,9 +115,12 @@ export function createEnrollmentsRepository(pool: Pool) {
     /**
      * Makes a secret the user's active one with fresh backup codes, in one transaction.
      * Throws AlreadyEnrolledError when the user has one (an admin reset comes first).
+     * `beforeCommit` runs inside the transaction, after the change and before COMMIT: when
+     * it throws, nothing is stored (the pending enrollment stays).
      */
     async activate(
       e: Omit<Enrollment, 'activatedAt'> & { backupCodeHashes: readonly string[]; pendingId?: string },
+      options: { beforeCommit?: () => Promise<void> } = {},
     ): Promise<void> {
       await inTransaction(pool, async (client) => {
         const inserted = await client.query(
@@ -132,6 +135,7 @@ export function createEnrollmentsRepository(pool: Pool) {
         ]);
         if (e.pendingId)
           await client.query('DELETE FROM pending_enrollments WHERE enrollment_id = $1', [e.pendingId]);
+        await options.beforeCommit?.();
       });
     },
     /** Removes the user's secret, backup codes and pending enrollments; returns whether one existed. */

@@ -68,6 +68,7 @@ const enrollment = createEnrollmentService({
   redis,
   keyPrefix: config.redis.keyPrefix,
   producer,
+  window: config.totpWindow,
 });
 // Session events (SSE) follow the broadcaster's stream on a connection of their own (XREAD BLOCK).
 const sessionFeed = createSessionEventFeed({

@@ -6,7 +6,12 @@ import type { FastifyError, FastifyReply } from 'fastify';
 import Type from 'typebox';
 import { isChallengeId, type Challenge, type ChallengeStore } from '@twofold/state';
 import type { AppRecord } from '@twofold/store';
-import { VerificationError, type CodeVerifier, type EnrollmentService } from '@twofold/verification';
+import {
+  VerificationError,
+  type CodeVerifier,
+  type EnrollmentService,
+  type StartedEnrollment,
+} from '@twofold/verification';
 import { Problem } from '../problem.js';
 import { renderEnroll, renderEnrolled } from './enroll.page.js';
 import { STYLESHEET_PATH, pageCsp } from './html.js';
@@ -308,14 +313,45 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
       message = 'It was completed already, or it is older than 15 minutes. Start again from the app.',
     ) => renderMessage({ title: 'This setup link has expired', message });
 
-    async function enrollContext(enrollmentId: string, rawReturnTo: unknown) {
-      if (!UUID.test(enrollmentId)) return undefined;
+    const cannotContinue = () =>
+      renderMessage({
+        title: 'This setup cannot be completed',
+        message: 'Its key can no longer be read. Start setting up your authenticator again from the app.',
+      });
+
+    /** The enrollment's page data; a page instead when it is gone (404), unusable (409) or unreadable now (503). */
+    async function enrollContext(
+      reply: FastifyReply,
+      url: string,
+      enrollmentId: string,
+      rawReturnTo: unknown,
+    ) {
+      if (!UUID.test(enrollmentId)) return { page: sendPage(reply, 404, expiredEnrollment()) };
       let started;
       try {
         started = await deps.enrollment.describe(enrollmentId);
       } catch (err) {
-        if (err instanceof VerificationError && err.code === 'not_found') return undefined;
-        throw err;
+        if (!(err instanceof VerificationError)) throw err;
+        switch (err.code) {
+          case 'not_found':
+            return { page: sendPage(reply, 404, expiredEnrollment()) };
+          case 'conflict':
+            return { page: sendPage(reply, 409, cannotContinue()) };
+          case 'unavailable':
+            return {
+              page: sendPage(
+                reply,
+                503,
+                renderMessage({
+                  title: 'Try again in a moment',
+                  message: 'This setup could not be loaded right now. Nothing was changed.',
+                  action: { href: url, label: 'Try again' },
+                }),
+              ),
+            };
+          default:
+            throw err;
+        }
       }
       const appRecord = started.appId ? await deps.apps.get(started.appId) : undefined;
       const returnTo = allowedReturnTo(rawReturnTo, appRecord?.origins ?? []);
@@ -324,7 +360,7 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
 
     function enrollPage(
       reply: FastifyReply,
-      context: NonNullable<Awaited<ReturnType<typeof enrollContext>>>,
+      context: { started: StartedEnrollment; returnTo: string | undefined },
       status: number,
       error?: string,
     ) {
@@ -358,12 +394,17 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
             'Enrollment: QR code, manual key and a confirmation form (enrollUrl of POST /v1/enrollments)',
           params: Type.Object({ enrollmentId: Type.String({ maxLength: 64 }) }),
           querystring: Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) }),
-          response: pageResponses([200, 404]),
+          response: pageResponses([200, 404, 409, 503]),
         },
       },
       async (request, reply) => {
-        const context = await enrollContext(request.params.enrollmentId, request.query.returnTo);
-        if (!context) return sendPage(reply, 404, expiredEnrollment());
+        const context = await enrollContext(
+          reply,
+          request.url,
+          request.params.enrollmentId,
+          request.query.returnTo,
+        );
+        if ('page' in context) return context.page;
         return enrollPage(reply, context, 200);
       },
     );
@@ -379,13 +420,18 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
           querystring: Type.Object({ returnTo: Type.Optional(Type.String({ maxLength: 2048 })) }),
           body: FormBody,
           consumes: ['application/x-www-form-urlencoded'],
-          response: pageResponses([200, 400, 403, 404, 409, 422, 429]),
+          response: pageResponses([200, 400, 403, 404, 409, 422, 429, 503]),
         },
       },
       async (request, reply) => {
         const { enrollmentId } = request.params;
-        const context = await enrollContext(enrollmentId, request.body.returnTo ?? request.query.returnTo);
-        if (!context) return sendPage(reply, 404, expiredEnrollment());
+        const context = await enrollContext(
+          reply,
+          request.url,
+          enrollmentId,
+          request.body.returnTo ?? request.query.returnTo,
+        );
+        if ('page' in context) return context.page;
         const code = (request.body.code ?? '').replace(/\s/g, '');
         if (!code) return enrollPage(reply, context, 400, 'Type the code your authenticator app shows now.');
         let done;
@@ -414,11 +460,21 @@ export function hostedPagesRoute(deps: HostedPagesDeps): FastifyPluginAsyncTypeb
             return sendPage(
               reply,
               409,
-              renderMessage({
-                title: 'You already have an authenticator',
-                message:
-                  'Your account is set up already. If you lost your phone, ask your administrator to reset it.',
-              }),
+              /start enrollment again/.test(err.message)
+                ? cannotContinue()
+                : renderMessage({
+                    title: 'You already have an authenticator',
+                    message:
+                      'Your account is set up already. If you lost your phone, ask your administrator to reset it.',
+                  }),
+            );
+          // Nothing was set up and the setup stays: the same form takes the code again.
+          if (err.code === 'unavailable')
+            return enrollPage(
+              reply,
+              context,
+              503,
+              'Nothing was set up: it could not be saved right now. Wait a moment, then type the code your app shows now.',
             );
           throw err;
         }

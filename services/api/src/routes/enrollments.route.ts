@@ -79,8 +79,11 @@ export function enrollmentsRoute(deps: {
         },
       },
       async (request) => {
-        await deps.auth.requireApp(request);
-        const done = await deps.enrollment.confirm(request.params.enrollmentId, request.body.code);
+        const caller = await deps.auth.requireApp(request);
+        // Only the app that started it: another app's is unknown to the caller (404).
+        const done = await deps.enrollment.confirm(request.params.enrollmentId, request.body.code, {
+          appId: caller.appId,
+        });
         if (!done) throw wrongCode();
         return done;
       },
