@@ -1,4 +1,4 @@
-import { hostPorts, millis, num, port, readEnv, str, url } from './env.js';
+import { hostPorts, integer, listenHost, millis, port, readEnv, str, url } from './env.js';
 
 /** Variables every twofold service reads. */
 export const commonEnvSpec = {
@@ -14,8 +14,13 @@ export const commonEnvSpec = {
   REDIS_KEY_PREFIX: str({ default: 'tf:', desc: 'prefix of every Redis key and BullMQ queue' }),
   DATABASE_URL: url({ desc: 'postgres://user:password@host:port/database' }),
   DATABASE_SCHEMA: str({ default: 'twofold', desc: 'Postgres schema holding twofold tables' }),
-  DATABASE_POOL_SIZE: num({ default: 10 }),
+  // 0 would leave every query waiting for a connection that never comes.
+  DATABASE_POOL_SIZE: integer({ min: 1 })({ default: 10, desc: 'Postgres connections per process' }),
   METRICS_PORT: port({ default: 9464, desc: 'port of /healthz, /readyz and /metrics' }),
+  METRICS_HOST: listenHost({
+    default: '::',
+    desc: 'address of /healthz, /readyz and /metrics: :: (every IPv6 and IPv4 address; 0.0.0.0 where the host has no IPv6) or one address',
+  }),
   SHUTDOWN_TIMEOUT_MS: millis({ default: 20_000, desc: 'deadline for a graceful stop on SIGTERM' }),
 } as const;
 
@@ -30,6 +35,7 @@ export interface CommonConfig {
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly metricsPort: number;
+  readonly metricsHost: string;
   readonly shutdownTimeoutMs: number;
 }
 
@@ -48,6 +54,7 @@ export function toCommonConfig(env: CommonEnv, serviceName: string): CommonConfi
     redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
     database: { url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA, poolSize: env.DATABASE_POOL_SIZE },
     metricsPort: env.METRICS_PORT,
+    metricsHost: env.METRICS_HOST,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
   });
 }

@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import {
   EnvMissingError,
   bool,
   cleanEnv,
+  makeExactValidator,
   makeValidator,
   num,
   port,
@@ -10,7 +12,7 @@ import {
   type ValidatorSpec,
 } from 'envalid';
 
-export { bool, num, port, str, url };
+export { bool, makeExactValidator, num, port, str, url };
 export type { ValidatorSpec };
 
 /** Every missing or invalid variable, named in one message. */
@@ -22,11 +24,38 @@ export class ConfigError extends Error {
   }
 }
 
-/** Integer milliseconds, at least 1. */
+/** Longest delay a Node timer takes: beyond it setTimeout fires at once (every 1 ms for an interval). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** Integer milliseconds, from 1 to what a Node timer can wait. */
 export const millis = makeValidator<number>((input) => {
   const value = Number(input);
-  if (!Number.isInteger(value) || value < 1) throw new Error('must be a positive integer (milliseconds)');
+  if (!Number.isInteger(value) || value < 1 || value > MAX_TIMER_MS)
+    throw new Error(`must be a whole number of milliseconds from 1 to ${MAX_TIMER_MS}, got ${input}`);
   return value;
+});
+
+/**
+ * A whole number within a range, e.g. `integer({ min: 0, max: 10 })({ default: 1 })`.
+ * envalid's num() takes 1.5, -3 or an empty value (as 0), and a value the code cannot use
+ * then fails at the first request instead of at start-up.
+ */
+export function integer(range: { min: number; max?: number }) {
+  const { min, max } = range;
+  const allowed = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+  return makeExactValidator<number>((input) => {
+    const value = /^\s*[+-]?\d+\s*$/.test(input) ? Number(input) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || (max !== undefined && value > max))
+      throw new Error(`must be a whole number ${allowed}, got ${input}`);
+    return value;
+  });
+}
+
+/** An address to listen on: an IP literal (`::` or `0.0.0.0` for every interface) or a host name. */
+export const listenHost = makeExactValidator<string>((input) => {
+  const host = input.trim().replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) || /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)) return host;
+  throw new Error(`must be an IP address (:: or 0.0.0.0 for every interface) or a host name, got ${input}`);
 });
 
 /** Comma-separated host:port list. */

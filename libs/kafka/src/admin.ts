@@ -1,4 +1,4 @@
-import type { Kafka } from 'kafkajs';
+import type { Admin, Kafka } from 'kafkajs';
 import { DEFAULT_PARTITIONS, type TopicCatalog } from '@twofold/contracts';
 
 /** Creates the catalog's topics that do not exist yet (idempotent). */
@@ -54,6 +54,34 @@ export async function pingKafka(kafka: Kafka): Promise<boolean> {
   }
 }
 
+export interface PartitionLag {
+  readonly topic: string;
+  readonly partition: number;
+  /** End offset − committed offset; from the earliest offset kept when nothing is committed yet. */
+  readonly lag: number;
+}
+
+/** The group's lag on every partition of the topics, from its committed offsets (a connected admin). */
+export async function partitionLags(
+  admin: Admin,
+  groupId: string,
+  topicNames: readonly string[],
+): Promise<PartitionLag[]> {
+  const lags: PartitionLag[] = [];
+  const committed = await admin.fetchOffsets({ groupId, topics: [...topicNames] });
+  for (const { topic, partitions } of committed) {
+    const ends = await admin.fetchTopicOffsets(topic);
+    for (const { partition, offset } of partitions) {
+      const end = ends.find((e) => e.partition === partition);
+      const high = Number(end?.high ?? 0);
+      // Nothing committed (-1): a new group starts at the earliest offset (fromBeginning).
+      const from = Number(offset) >= 0 ? Number(offset) : Number(end?.low ?? 0);
+      lags.push({ topic, partition, lag: Math.max(0, high - from) });
+    }
+  }
+  return lags;
+}
+
 /** Total lag (end offset − committed offset) of a group over the given topics. */
 export async function groupLag(
   kafka: Kafka,
@@ -63,16 +91,8 @@ export async function groupLag(
   const admin = kafka.admin();
   await admin.connect();
   try {
-    let lag = 0;
-    const committed = await admin.fetchOffsets({ groupId, topics: [...topicNames] });
-    for (const { topic, partitions } of committed) {
-      const ends = await admin.fetchTopicOffsets(topic);
-      for (const { partition, offset } of partitions) {
-        const end = Number(ends.find((e) => e.partition === partition)?.high ?? 0);
-        lag += end - Math.max(0, Number(offset));
-      }
-    }
-    return lag;
+    const lags = await partitionLags(admin, groupId, topicNames);
+    return lags.reduce((sum, p) => sum + p.lag, 0);
   } finally {
     await admin.disconnect();
   }

@@ -7,6 +7,7 @@ import {
   type Logger,
   type ServiceMetrics,
 } from '@twofold/telemetry';
+import { partitionLags } from './admin.js';
 import type { EventProducer } from './producer.js';
 
 /** A consumed message whose event passed validation. */
@@ -57,6 +58,8 @@ export interface BatchConsumerOptions {
   commitIntervalMs?: number;
   /** Upper bound of the wait between retries of a failing handler. */
   maxRetryDelayMs?: number;
+  /** How often the lag gauge is refreshed from the group's committed offsets (default 15 s). */
+  lagIntervalMs?: number;
 }
 
 export interface BatchConsumer {
@@ -79,6 +82,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   const { kafka, groupId, producer, logger, metrics, handle } = options;
   const topics = producer.topics;
   const roleByTopic = new Map<string, TopicRole>(options.roles.map((role) => [topics[role], role]));
+  const subscribed = options.roles.map((role) => topics[role]);
   const maxRetryDelayMs = options.maxRetryDelayMs ?? 5_000;
   const log = logger.child({ component: 'batch-consumer', groupId });
 
@@ -94,9 +98,12 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   let joined = false;
   let crashed = false;
   let stopping = false;
+  const crashedGauge = { group: groupId };
+  metrics.consumerCrashed.set(crashedGauge, 0);
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     joined = true;
     crashed = false;
+    metrics.consumerCrashed.set(crashedGauge, 0);
     // Offsets of partitions given to another member are theirs to commit now.
     const assigned = event.payload.memberAssignment;
     for (const [key, e] of pending) if (!assigned[e.topic]?.includes(e.partition)) pending.delete(key);
@@ -105,7 +112,17 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
   consumer.on(consumer.events.REBALANCING, () => void commitPending());
   consumer.on(consumer.events.CRASH, (event) => {
     crashed = true;
-    log.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+    if (event.payload.restart) {
+      log.error({ err: event.payload.error, restart: true }, 'consumer crashed; kafkajs restarts it');
+      return;
+    }
+    // A non-retriable error: kafkajs left the group for good and nothing here rejoins it.
+    // The gauge fails liveness (consumerLiveness), so the container is restarted.
+    metrics.consumerCrashed.set(crashedGauge, 1);
+    log.fatal(
+      { err: event.payload.error, restart: false },
+      'consumer crashed and will not restart; liveness fails until the process is restarted',
+    );
   });
 
   async function sendToDlq(items: readonly (RawConsumed & { reason: string })[]): Promise<void> {
@@ -204,6 +221,37 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     resolveOffset(last); // where kafkajs fetches this partition from next
     pending.set(`${topic}|${partition}`, { topic, partition, offset: (BigInt(last) + 1n).toString() });
     await heartbeat();
+  }
+
+  /**
+   * The lag gauge from the group's committed offsets vs the partition ends, on a timer: set
+   * at each batch only, it froze at its last value (often ~0) while a batch was retried for
+   * good (Postgres down), and a stalled group never raised the lag alert. Every partition of
+   * the subscribed topics, as every replica sees the same committed offsets (alerts take the
+   * max), including those of a member that stopped fetching.
+   */
+  const admin = kafka.admin();
+  let adminConnected: Promise<void> | undefined;
+  let measuring = false;
+  let lagTimer: NodeJS.Timeout | undefined;
+
+  async function refreshLag(): Promise<void> {
+    if (measuring || stopping) return;
+    measuring = true;
+    try {
+      adminConnected ??= admin.connect().catch((err: unknown) => {
+        adminConnected = undefined;
+        throw err;
+      });
+      await adminConnected;
+      for (const { topic, partition, lag } of await partitionLags(admin, groupId, subscribed)) {
+        metrics.consumerLag.set({ topic, partition: String(partition), group: groupId }, lag);
+      }
+    } catch (err) {
+      if (!stopping) log.warn({ err }, 'measuring the consumer lag failed; the gauge keeps its last values');
+    } finally {
+      measuring = false;
+    }
   }
 
   /** Batches being handled; stop() commits once they are done, before leaving the group. */
@@ -310,7 +358,7 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
     async start() {
       await consumer.connect();
       await consumer.subscribe({
-        topics: options.roles.map((role) => topics[role]),
+        topics: subscribed,
         fromBeginning: options.fromBeginning ?? true,
       });
       await consumer.run({
@@ -321,15 +369,19 @@ export function createBatchConsumer(options: BatchConsumerOptions): BatchConsume
       });
       commitTimer = setInterval(() => void commitPending(), options.commitIntervalMs ?? 250);
       commitTimer.unref();
+      lagTimer = setInterval(() => void refreshLag(), options.lagIntervalMs ?? 15_000);
+      lagTimer.unref();
     },
     async stop() {
       if (stopping) return;
       stopping = true;
       clearInterval(commitTimer);
+      clearInterval(lagTimer);
       // Let the batches in flight finish, then commit everything done while the group is ours.
       if (inFlight > 0) await new Promise<void>((resolve) => (onIdle = resolve));
       while (committing || pending.size > 0) await commitPending();
       await consumer.disconnect();
+      if (adminConnected) await admin.disconnect().catch(() => undefined);
     },
     isReady: () => joined && !crashed && !stopping,
   };

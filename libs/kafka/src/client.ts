@@ -2,6 +2,8 @@ import { Kafka, logLevel, type LogEntry } from 'kafkajs';
 import type { Logger } from '@twofold/telemetry';
 
 export type { Kafka };
+/** Encodes partition assignments and member metadata, for a custom partition assigner. */
+export { AssignerProtocol } from 'kafkajs';
 
 const levelNames: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.ERROR]: 'error',

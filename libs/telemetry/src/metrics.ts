@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LivenessCheck } from './health-server.js';
 
 export { Counter, Gauge, Histogram, Registry };
 
@@ -8,6 +9,8 @@ export interface ServiceMetrics {
   readonly kafkaMessages: Counter<'topic' | 'outcome'>;
   readonly dlqMessages: Counter<'topic'>;
   readonly consumerLag: Gauge<'topic' | 'partition' | 'group'>;
+  /** 1 while a group's consumer is stopped for good (kafkajs will not restart it). */
+  readonly consumerCrashed: Gauge<'group'>;
   readonly batchDuration: Histogram<'group'>;
 }
 
@@ -31,8 +34,14 @@ export function createServiceMetrics(service: string): ServiceMetrics {
     }),
     consumerLag: new Gauge({
       name: 'twofold_kafka_consumer_lag',
-      help: 'Messages between the last consumed offset and the partition end, seen at each batch',
+      help: 'Messages between the group position and the partition end: at each batch, and from the committed offsets on a timer (so a stalled group shows)',
       labelNames: ['topic', 'partition', 'group'],
+      registers: [registry],
+    }),
+    consumerCrashed: new Gauge({
+      name: 'twofold_kafka_consumer_crashed',
+      help: '1 when the group consumer stopped on an error it does not restart from; /healthz then fails so the container is restarted',
+      labelNames: ['group'],
       registers: [registry],
     }),
     batchDuration: new Histogram({
@@ -42,5 +51,16 @@ export function createServiceMetrics(service: string): ServiceMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers: [registry],
     }),
+  };
+}
+
+/**
+ * Liveness of the service's Kafka consumers: false for a group whose consumer crashed
+ * without a restart. Only a new process mends that, and readiness alone never restarts one.
+ */
+export function consumerLiveness(metrics: Pick<ServiceMetrics, 'consumerCrashed'>): LivenessCheck {
+  return async () => {
+    const { values } = await metrics.consumerCrashed.get();
+    return Object.fromEntries(values.map((v) => [`kafka consumer ${v.labels.group}`, v.value === 0]));
   };
 }

@@ -1,7 +1,7 @@
 import {
   deepFreeze,
+  integer,
   keyRing,
-  num,
   readEnv,
   commonEnvSpec,
   toCommonConfig,
@@ -23,16 +23,24 @@ export const apiEnvSpec = {
   }),
   TWOFOLD_MASTER_KEYS: keyRing({ desc: 'key ring for TOTP secrets at rest: id:base64(32 bytes)[,id:key…]' }),
   TWOFOLD_ACTIVE_KEY_ID: str({ desc: 'the key id of TWOFOLD_MASTER_KEYS that encrypts new secrets' }),
-  TOTP_WINDOW: num({ default: 1, desc: 'time steps accepted either side of now (±1 = 30 s)' }),
-  RATE_LIMIT_VERIFY_PER_CHALLENGE: num({
+  // 0..10 is what libs/otp's verifyTotp accepts; outside it every verification would throw (a 500).
+  TOTP_WINDOW: integer({ min: 0, max: 10 })({
+    default: 1,
+    desc: 'time steps accepted either side of now (±1 = 30 s)',
+  }),
+  // Requests per minute: a fraction or a negative count means nothing to the limiter.
+  RATE_LIMIT_VERIFY_PER_CHALLENGE: integer({ min: 0 })({
     default: 10,
     desc: 'code submissions per minute per challenge or pending enrollment (API and hosted page together); 0 = off',
   }),
-  RATE_LIMIT_VERIFY_PER_APP: num({
+  RATE_LIMIT_VERIFY_PER_APP: integer({ min: 0 })({
     default: 60_000,
     desc: 'code verifications per minute per app key; 0 = off',
   }),
-  RATE_LIMIT_EVENTS_PER_APP: num({ default: 300_000, desc: 'login events per minute per app key; 0 = off' }),
+  RATE_LIMIT_EVENTS_PER_APP: integer({ min: 0 })({
+    default: 300_000,
+    desc: 'login events per minute per app key; 0 = off',
+  }),
 } as const;
 
 export interface ApiConfig extends CommonConfig {

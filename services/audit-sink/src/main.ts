@@ -5,6 +5,7 @@ import { createAuditRepository, createPool } from '@twofold/store';
 import {
   createLogger,
   createServiceMetrics,
+  consumerLiveness,
   createShutdown,
   startHealthServer,
   stopOnSignals,
@@ -55,11 +56,14 @@ await producer.connect();
 await sink.start();
 const health = await startHealthServer({
   port: config.metricsPort,
+  host: config.metricsHost,
   registry: metrics.registry,
   readiness: sink.readiness,
+  // A consumer crashed without a restart fails /healthz: the kubelet restarts the pod.
+  liveness: consumerLiveness(metrics),
   logger,
 });
-logger.info({ port: health.port }, 'audit sink started');
+logger.info({ host: health.host, port: health.port }, 'audit sink started');
 
 stopOnSignals(
   createShutdown({

@@ -2,7 +2,7 @@ import {
   ConfigError,
   commonEnvSpec,
   deepFreeze,
-  num,
+  integer,
   readEnv,
   str,
   toCommonConfig,
@@ -16,15 +16,15 @@ export const lockoutDetectorEnvSpec = {
     default: '',
     desc: 'JSON overriding lockout thresholds, e.g. {"userIp":{"failures":10}}; unset keeps the defaults. The admin policy\'s lockout entry (PUT /v1/admin/policy) applies on top, at run time',
   }),
-  LOCKOUT_PARTITIONS_CONCURRENCY: num({
+  LOCKOUT_PARTITIONS_CONCURRENCY: integer({ min: 1 })({
     default: 4,
     desc: 'partitions of the login and 2fa topics handled at once by one replica',
   }),
-  LOCKOUT_BASES_PER_SCRIPT: num({
+  LOCKOUT_BASES_PER_SCRIPT: integer({ min: 1 })({
     default: 64,
     desc: 'users or networks counted per Redis script call; 1 on Redis Cluster',
   }),
-  LOCKOUT_LIFT_CONCURRENCY: num({ default: 8, desc: 'lift-at-expiry jobs run at once' }),
+  LOCKOUT_LIFT_CONCURRENCY: integer({ min: 1 })({ default: 8, desc: 'lift-at-expiry jobs run at once' }),
 } as const;
 
 export interface LockoutDetectorConfig extends CommonConfig {
@@ -48,17 +48,13 @@ export function loadLockoutDetectorConfig(
       throw new ConfigError(err.problems.map((p) => `LOCKOUT_RULES: ${p}`));
     throw err;
   }
-  const positive = (name: string, value: number) => {
-    if (!Number.isInteger(value) || value < 1) throw new ConfigError([`${name}: must be a positive integer`]);
-    return value;
-  };
   return deepFreeze({
     ...toCommonConfig(raw, 'lockout-detector'),
     lockout: {
       rules,
-      partitionsConcurrency: positive('LOCKOUT_PARTITIONS_CONCURRENCY', raw.LOCKOUT_PARTITIONS_CONCURRENCY),
-      basesPerScript: positive('LOCKOUT_BASES_PER_SCRIPT', raw.LOCKOUT_BASES_PER_SCRIPT),
-      liftConcurrency: positive('LOCKOUT_LIFT_CONCURRENCY', raw.LOCKOUT_LIFT_CONCURRENCY),
+      partitionsConcurrency: raw.LOCKOUT_PARTITIONS_CONCURRENCY,
+      basesPerScript: raw.LOCKOUT_BASES_PER_SCRIPT,
+      liftConcurrency: raw.LOCKOUT_LIFT_CONCURRENCY,
     },
   });
 }

@@ -6,6 +6,7 @@ import { createPolicyRepository, createPool } from '@twofold/store';
 import {
   createLogger,
   createServiceMetrics,
+  consumerLiveness,
   createShutdown,
   startHealthServer,
   stopOnSignals,
@@ -50,11 +51,14 @@ await producer.connect();
 await service.start();
 const health = await startHealthServer({
   port: config.metricsPort,
+  host: config.metricsHost,
   registry: metrics.registry,
   readiness: service.readiness,
+  // A consumer crashed without a restart fails /healthz: the kubelet restarts the pod.
+  liveness: consumerLiveness(metrics),
   logger,
 });
-logger.info({ port: health.port }, 'lockout-detector started');
+logger.info({ host: health.host, port: health.port }, 'lockout-detector started');
 
 stopOnSignals(
   createShutdown({

@@ -52,4 +52,25 @@ describe('loadSessionBroadcasterConfig', () => {
     expect(problems).toContain('TWOFOLD_SESSION_TTL_SECONDS');
     expect(problems).toContain('TWOFOLD_WEBHOOK_ATTEMPTS');
   });
+
+  it('refuses fractions and values below each minimum, naming the range', () => {
+    let error: unknown;
+    try {
+      loadSessionBroadcasterConfig({
+        ...base,
+        TWOFOLD_WEBHOOK_ATTEMPTS: '2.5',
+        TWOFOLD_WEBHOOK_CONCURRENCY: '0',
+        TWOFOLD_SESSION_STREAM_MAXLEN: '999',
+        TWOFOLD_SESSION_TTL_SECONDS: '3600.5',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as ConfigError).problems).toEqual([
+      'TWOFOLD_SESSION_STREAM_MAXLEN: must be a whole number of at least 1000, got 999',
+      'TWOFOLD_SESSION_TTL_SECONDS: must be a whole number of at least 60, got 3600.5',
+      'TWOFOLD_WEBHOOK_ATTEMPTS: must be a whole number of at least 1, got 2.5',
+      'TWOFOLD_WEBHOOK_CONCURRENCY: must be a whole number of at least 1, got 0',
+    ]);
+  });
 });

@@ -1,26 +1,33 @@
 import {
-  ConfigError,
   deepFreeze,
+  integer,
+  makeExactValidator,
   millis,
-  num,
   readEnv,
-  str,
   commonEnvSpec,
   toCommonConfig,
   type CommonConfig,
 } from '@twofold/config';
 
+/** consume, deliver or both, comma-separated. */
+const sessionRoles = makeExactValidator<{ consume: boolean; deliver: boolean }>((input) => {
+  const roles = input.split(',').map((r) => r.trim());
+  if (roles.some((r) => r !== 'consume' && r !== 'deliver'))
+    throw new Error(`must list consume, deliver or both (comma-separated), got ${input}`);
+  return { consume: roles.includes('consume'), deliver: roles.includes('deliver') };
+});
+
 export const sessionBroadcasterEnvSpec = {
   ...commonEnvSpec,
-  TWOFOLD_SESSION_TTL_SECONDS: num({
+  TWOFOLD_SESSION_TTL_SECONDS: integer({ min: 60 })({
     default: 28_800,
     desc: 'how long a verified SSO session stays verified in every app (seconds), until the admin policy sets sessionTtlSeconds (which then wins)',
   }),
-  TWOFOLD_SESSION_STREAM_MAXLEN: num({
+  TWOFOLD_SESSION_STREAM_MAXLEN: integer({ min: 1_000 })({
     default: 100_000,
     desc: 'session events kept in the Redis Stream that SSE clients resume from (Last-Event-ID)',
   }),
-  TWOFOLD_WEBHOOK_ATTEMPTS: num({
+  TWOFOLD_WEBHOOK_ATTEMPTS: integer({ min: 1 })({
     default: 10,
     desc: 'delivery attempts per webhook before it is dead-lettered',
   }),
@@ -29,12 +36,12 @@ export const sessionBroadcasterEnvSpec = {
     desc: 'first retry delay of a failed webhook; doubles each attempt (10 attempts ≈ 8.5 min)',
   }),
   TWOFOLD_WEBHOOK_TIMEOUT_MS: millis({ default: 5_000, desc: 'how long one webhook request may take' }),
-  TWOFOLD_WEBHOOK_CONCURRENCY: num({
+  TWOFOLD_WEBHOOK_CONCURRENCY: integer({ min: 1 })({
     default: 64,
     desc: 'webhook requests in flight per app (connections kept alive)',
   }),
-  TWOFOLD_SESSION_ROLES: str({
-    default: 'consume,deliver',
+  TWOFOLD_SESSION_ROLES: sessionRoles({
+    default: { consume: true, deliver: true },
     desc: 'what this process does: consume (events → state, topic, SSE, webhook queue), deliver (webhook requests), or both',
   }),
   TWOFOLD_WEBHOOK_REFRESH_MS: millis({
@@ -62,24 +69,6 @@ export function loadSessionBroadcasterConfig(
   env: Record<string, string | undefined> = process.env,
 ): SessionBroadcasterConfig {
   const raw = readEnv(sessionBroadcasterEnvSpec, env);
-  const problems: string[] = [];
-  if (!Number.isInteger(raw.TWOFOLD_SESSION_TTL_SECONDS) || raw.TWOFOLD_SESSION_TTL_SECONDS < 60) {
-    problems.push('TWOFOLD_SESSION_TTL_SECONDS: must be an integer of at least 60');
-  }
-  if (!Number.isInteger(raw.TWOFOLD_WEBHOOK_ATTEMPTS) || raw.TWOFOLD_WEBHOOK_ATTEMPTS < 1) {
-    problems.push('TWOFOLD_WEBHOOK_ATTEMPTS: must be a positive integer');
-  }
-  if (!Number.isInteger(raw.TWOFOLD_WEBHOOK_CONCURRENCY) || raw.TWOFOLD_WEBHOOK_CONCURRENCY < 1) {
-    problems.push('TWOFOLD_WEBHOOK_CONCURRENCY: must be a positive integer');
-  }
-  if (!Number.isInteger(raw.TWOFOLD_SESSION_STREAM_MAXLEN) || raw.TWOFOLD_SESSION_STREAM_MAXLEN < 1_000) {
-    problems.push('TWOFOLD_SESSION_STREAM_MAXLEN: must be an integer of at least 1000');
-  }
-  const roles = raw.TWOFOLD_SESSION_ROLES.split(',').map((r) => r.trim());
-  if (roles.length === 0 || roles.some((r) => r !== 'consume' && r !== 'deliver')) {
-    problems.push('TWOFOLD_SESSION_ROLES: must list consume, deliver or both (comma-separated)');
-  }
-  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     ...toCommonConfig(raw, 'session-broadcaster'),
     session: { ttlSeconds: raw.TWOFOLD_SESSION_TTL_SECONDS, streamMaxLen: raw.TWOFOLD_SESSION_STREAM_MAXLEN },
@@ -90,6 +79,6 @@ export function loadSessionBroadcasterConfig(
       concurrency: raw.TWOFOLD_WEBHOOK_CONCURRENCY,
       refreshMs: raw.TWOFOLD_WEBHOOK_REFRESH_MS,
     },
-    roles: { consume: roles.includes('consume'), deliver: roles.includes('deliver') },
+    roles: { ...raw.TWOFOLD_SESSION_ROLES },
   });
 }

@@ -6,6 +6,7 @@ import { createAppsRepository, createPolicyRepository, createPool } from '@twofo
 import {
   createLogger,
   createServiceMetrics,
+  consumerLiveness,
   createShutdown,
   startHealthServer,
   stopOnSignals,
@@ -67,12 +68,15 @@ if (service) {
 }
 const health = await startHealthServer({
   port: config.metricsPort,
+  host: config.metricsHost,
   registry: metrics.registry,
   readiness:
     service?.readiness ?? (async () => ({ redis: await pingRedis(redis), webhooks: webhooks.isReady() })),
+  // A consumer crashed without a restart fails /healthz: the kubelet restarts the pod.
+  liveness: consumerLiveness(metrics),
   logger,
 });
-logger.info({ port: health.port, roles: config.roles }, 'session-broadcaster started');
+logger.info({ host: health.host, port: health.port, roles: config.roles }, 'session-broadcaster started');
 
 stopOnSignals(
   createShutdown({

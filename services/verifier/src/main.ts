@@ -9,6 +9,7 @@ import { createLoginStateReader } from './login-state.reader.js';
 import {
   createLogger,
   createServiceMetrics,
+  consumerLiveness,
   createShutdown,
   startHealthServer,
   stopOnSignals,
@@ -61,11 +62,14 @@ await producer.connect();
 await verifier.start();
 const health = await startHealthServer({
   port: config.metricsPort,
+  host: config.metricsHost,
   registry: metrics.registry,
   readiness: verifier.readiness,
+  // A consumer crashed without a restart fails /healthz: the kubelet restarts the pod.
+  liveness: consumerLiveness(metrics),
   logger,
 });
-logger.info({ port: health.port }, 'verifier started');
+logger.info({ host: health.host, port: health.port }, 'verifier started');
 
 stopOnSignals(
   createShutdown({
