@@ -2,6 +2,7 @@
 // api and the isolated world's database, Redis and Kafka.
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyIdOf } from '@twofold/otp';
 import { createPool, quoteIdent, type Pool } from '@twofold/store';
 import { oathtoolTotp } from '../support/otp.js';
 import { startServices, type RunningServices } from '../support/services.js';
@@ -22,7 +23,12 @@ interface Run {
 /** Runs bin/twofold.mjs; `answer` is called with the output so far to type on stdin. */
 function twofold(
   args: string[],
-  options: { env?: Record<string, string>; answer?: (stdout: string) => string | undefined } = {},
+  options: {
+    env?: Record<string, string>;
+    answer?: (stdout: string) => string | undefined;
+    /** Written to stdin at once, then stdin closes. */
+    input?: string;
+  } = {},
 ): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [`${REPO_ROOT}bin/twofold.mjs`, ...args], {
@@ -44,7 +50,8 @@ function twofold(
       stderr += chunk.toString();
       maybeAnswer();
     });
-    if (!options.answer) child.stdin.end();
+    if (options.input !== undefined) child.stdin.end(options.input);
+    else if (!options.answer) child.stdin.end();
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -269,6 +276,40 @@ describe('user enroll and reset', { timeout: 240_000 }, () => {
     expect(await enrolled('dave')).toBe(1);
   });
 
+  it('enroll --secret-stdin reads the key from standard input, not argv; --help recommends it', async () => {
+    const secret = 'KRUGS4ZANFZSAYJAON2GI2LOEBVWK6JA';
+    const piped = await twofold(
+      ['user', 'enroll', 'gina', '--secret-stdin', '--code', oathtoolTotp(secret)],
+      {
+        input: `${secret}\n`,
+      },
+    );
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout).toContain('gina is enrolled. Backup codes');
+    expect(`${piped.stdout}${piped.stderr}`).not.toContain(secret);
+    expect(await enrolled('gina')).toBe(1);
+    // Without --code, the code is the next line of the same input.
+    const both = await twofold(['user', 'enroll', 'hank', '--secret-stdin'], {
+      input: `${secret}\n${oathtoolTotp(secret)}\n`,
+    });
+    expect(both.code, both.stderr).toBe(0);
+    expect(await enrolled('hank')).toBe(1);
+
+    const empty = await twofold(['user', 'enroll', 'ivan', '--secret-stdin', '--code', '123456'], {
+      input: '\n',
+    });
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/the key read from standard input is empty/);
+    const twice = await twofold(['user', 'enroll', 'ivan', '--secret', secret, '--secret-stdin'], {
+      input: `${secret}\n`,
+    });
+    expect(twice.code).toBe(2);
+    expect(await enrolled('ivan')).toBe(0);
+    const help = await twofold(['user', 'enroll', '--help']);
+    expect(help.stdout).toMatch(/--secret-stdin/);
+    expect(help.stdout).toMatch(/--secret <base32>[\s\S]*`ps`[\s\S]*prefer\s+--secret-stdin/);
+  });
+
   it('reset removes the authenticator; resetting nobody exits 1', async () => {
     const reset = await twofold(['user', 'reset', 'Dave']);
     expect(reset.code, reset.stderr).toBe(0);
@@ -322,23 +363,63 @@ describe('lockouts, audit and keys', { timeout: 240_000 }, () => {
       ]);
       expect(res.code, res.stderr).toBe(0);
     }
+    // Every stored secret: confirmed enrollments and unexpired pending ones.
     const count = Number(
-      (await pool.query<{ n: string }>('SELECT count(*) AS n FROM enrollments')).rows[0]!.n,
+      (
+        await pool.query<{ n: string }>(
+          `SELECT (SELECT count(*) FROM enrollments)
+                + (SELECT count(*) FROM pending_enrollments WHERE expires_at > now()) AS n`,
+        )
+      ).rows[0]!.n,
     );
     const ring = `${world.env['TWOFOLD_MASTER_KEYS']},next:${Buffer.alloc(32, 7).toString('base64')}`;
     const rotate = (active: string) =>
       twofold(['keys', 'rotate'], { env: { TWOFOLD_MASTER_KEYS: ring, TWOFOLD_ACTIVE_KEY_ID: active } });
     const first = await rotate('next');
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stdout).toBe(`re-encrypted ${count} of ${count} secrets under key next\n`);
+    expect(first.stdout).toBe(
+      `re-encrypted ${count} of ${count} secrets under key next\n0 left under other keys\n`,
+    );
     const second = await rotate('next');
+    expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toBe(
-      `re-encrypted 0 of ${count} secrets under key next (${count} were under it already)\n`,
+      `re-encrypted 0 of ${count} secrets under key next (${count} under it already)\n0 left under other keys\n`,
     );
     const unknown = await rotate('missing');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/TWOFOLD_ACTIVE_KEY_ID "missing" is not a key id of TWOFOLD_MASTER_KEYS/);
+  });
+
+  it('keys rotate skips and names a secret that does not decrypt, exits 1 until that user is reset', async () => {
+    // fred's row gets erin's ciphertext: it no longer decrypts for fred (username is the AAD).
+    await pool.query(
+      `UPDATE enrollments SET secret_ciphertext = (SELECT secret_ciphertext FROM enrollments WHERE username = 'erin')
+        WHERE username = 'fred'`,
+    );
+    const stackKey = world.env['TWOFOLD_ACTIVE_KEY_ID']!;
+    const ring = `${world.env['TWOFOLD_MASTER_KEYS']},next:${Buffer.alloc(32, 7).toString('base64')}`;
     // Back under the stack's key, so nothing else depends on "next".
-    expect((await rotate(world.env['TWOFOLD_ACTIVE_KEY_ID']!)).code).toBe(0);
+    const rotate = () =>
+      twofold(['keys', 'rotate'], { env: { TWOFOLD_MASTER_KEYS: ring, TWOFOLD_ACTIVE_KEY_ID: stackKey } });
+    const stuck = await rotate();
+    expect(stuck.code).toBe(1);
+    expect(stuck.stdout).toMatch(
+      /^re-encrypted \d+ of \d+ secrets under key \S+ \(1 could not be decrypted\)$/m,
+    );
+    expect(stuck.stdout).toMatch(/^USER\s+FAILURE\s+ROW\nfred\s+tampered\s+enrollment$/m);
+    expect(stuck.stdout).toMatch(/^1 left under other keys: next 1$/m);
+    expect(stuck.stderr).toBe(
+      'twofold: 1 secret could not be decrypted; reset those users, then run this again\n',
+    );
+    // The rows after fred's were rotated all the same.
+    const after = await pool.query<{ secret_ciphertext: string }>(
+      "SELECT secret_ciphertext FROM enrollments WHERE username > 'fred'",
+    );
+    expect(after.rows.length).toBeGreaterThan(0);
+    for (const row of after.rows) expect(keyIdOf(row.secret_ciphertext)).toBe(stackKey);
+    expect((await twofold(['user', 'reset', 'fred'])).code).toBe(0);
+    const done = await rotate();
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toMatch(/\n0 left under other keys\n$/);
   });
 });

@@ -3,7 +3,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSessionToken } from '@twofold/contracts';
-import { createSecretKeyRing, keyIdOf } from '@twofold/otp';
+import { createSecretKeyRing, decryptSecret, encryptSecret, keyIdOf } from '@twofold/otp';
 import { createEnrollmentsRepository, createPool, type Pool } from '@twofold/store';
 import { rotateSecrets } from '@twofold/verification';
 import { oathtoolTotp, secretOf, previousStepCode } from '../support/otp.js';
@@ -68,8 +68,19 @@ describe('key rotation', () => {
       'new',
     );
     const enrollments = createEnrollmentsRepository(pool);
-    expect(await rotateSecrets({ enrollments, keyRing: ring })).toEqual({ examined: 3, rotated: 3 });
-    expect(await rotateSecrets({ enrollments, keyRing: ring })).toEqual({ examined: 3, rotated: 0 }); // re-runnable
+    expect(await rotateSecrets({ enrollments, keyRing: ring })).toEqual({
+      examined: 3,
+      rotated: 3,
+      alreadyActive: 0,
+      changedMeanwhile: 0,
+      undecryptable: [],
+      leftUnderOtherKeys: {},
+    });
+    expect(await rotateSecrets({ enrollments, keyRing: ring })).toMatchObject({
+      examined: 3,
+      rotated: 0,
+      alreadyActive: 3,
+    }); // re-runnable
     for (const username of users)
       expect(keyIdOf((await enrollments.get(username))!.secretCiphertext)).toBe('new');
 
@@ -112,5 +123,116 @@ describe('key rotation', () => {
         );
       },
     );
+  });
+});
+
+// The scan itself, on rows written straight to the tables: pending enrollments, rows lost to a
+// concurrent write, rows that do not decrypt.
+describe('key rotation scan', () => {
+  const oldRing = createSecretKeyRing(new Map([['old', oldKey]]), 'old');
+  const bothRing = createSecretKeyRing(
+    new Map([
+      ['old', oldKey],
+      ['new', newKey],
+    ]),
+    'new',
+  );
+  const newOnlyRing = createSecretKeyRing(new Map([['new', newKey]]), 'new');
+  const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+
+  const emptyTables = () =>
+    pool.query('DELETE FROM backup_codes; DELETE FROM enrollments; DELETE FROM pending_enrollments');
+  const enroll = (username: string, ciphertext: string) =>
+    createEnrollmentsRepository(pool).activate({
+      username,
+      secretCiphertext: ciphertext,
+      algorithm: 'SHA1',
+      digits: 6,
+      period: 30,
+      origin: 'imported',
+      backupCodeHashes: [],
+    });
+  const startPending = async (username: string, ciphertext: string) => {
+    const enrollmentId = randomUUID();
+    await createEnrollmentsRepository(pool).createPending({
+      enrollmentId,
+      username,
+      secretCiphertext: ciphertext,
+      algorithm: 'SHA1',
+      digits: 6,
+      period: 30,
+      appId: null,
+      ttlSeconds: 900,
+    });
+    return enrollmentId;
+  };
+
+  it('re-encrypts pending enrollments too, so they still open once the old key is removed', async () => {
+    await emptyTables();
+    await enroll('scan-active', encryptSecret(oldRing, 'scan-active', secret));
+    const pendingId = await startPending('scan-pending', encryptSecret(oldRing, 'scan-pending', secret));
+    const enrollments = createEnrollmentsRepository(pool);
+
+    const report = await rotateSecrets({ enrollments, keyRing: bothRing });
+    expect(report).toMatchObject({ examined: 2, rotated: 2, leftUnderOtherKeys: {} });
+    const pending = await enrollments.getPending(pendingId);
+    expect(keyIdOf(pending!.secretCiphertext)).toBe('new');
+    expect(decryptSecret(newOnlyRing, 'scan-pending', pending!.secretCiphertext)).toBe(secret);
+  });
+
+  it('counts what a concurrent write left under another key; a second run finishes', async () => {
+    await emptyTables();
+    for (const username of ['race-a', 'race-b'])
+      await enroll(username, encryptSecret(oldRing, username, secret));
+    await startPending('race-p', encryptSecret(oldRing, 'race-p', secret));
+    const enrollments = createEnrollmentsRepository(pool);
+    // A pod still on the old active key re-enrolls race-a between the scan's read and write.
+    const racing = {
+      ...enrollments,
+      async replaceSecret(username: string, previous: string, next: string) {
+        if (username === 'race-a') {
+          await pool.query('UPDATE enrollments SET secret_ciphertext = $2 WHERE username = $1', [
+            username,
+            encryptSecret(oldRing, username, secret),
+          ]);
+        }
+        return enrollments.replaceSecret(username, previous, next);
+      },
+    };
+
+    const first = await rotateSecrets({ enrollments: racing, keyRing: bothRing });
+    expect(first).toMatchObject({
+      examined: 3,
+      rotated: 2,
+      alreadyActive: 0,
+      changedMeanwhile: 1,
+      leftUnderOtherKeys: { old: 1 },
+    });
+    const second = await rotateSecrets({ enrollments, keyRing: bothRing });
+    expect(second).toMatchObject({ rotated: 1, alreadyActive: 2, leftUnderOtherKeys: {} });
+  });
+
+  it('skips and names the rows that do not decrypt, and rotates the rest', async () => {
+    await emptyTables();
+    const goneRing = createSecretKeyRing(new Map([['gone', randomBytes(32)]]), 'gone');
+    await enroll('bad-a', encryptSecret(oldRing, 'bad-a', secret));
+    await enroll('bad-b', encryptSecret(oldRing, 'bad-a', secret)); // copied from bad-a's row
+    await enroll('bad-c', encryptSecret(goneRing, 'bad-c', secret)); // a key already removed
+    await enroll('bad-d', 'not a ciphertext');
+    await enroll('bad-e', encryptSecret(oldRing, 'bad-e', secret));
+    await startPending('bad-p', encryptSecret(oldRing, 'someone-else', secret));
+    const enrollments = createEnrollmentsRepository(pool);
+
+    const report = await rotateSecrets({ enrollments, keyRing: bothRing });
+    expect(report).toMatchObject({ examined: 6, rotated: 2 });
+    expect(report.undecryptable).toEqual([
+      { username: 'bad-b', pending: false, failure: 'tampered' },
+      { username: 'bad-c', pending: false, failure: 'unknown_key' },
+      { username: 'bad-d', pending: false, failure: 'malformed' },
+      { username: 'bad-p', pending: true, failure: 'tampered' },
+    ]);
+    expect(report.leftUnderOtherKeys).toEqual({ old: 2, gone: 1, '(malformed)': 1 });
+    for (const username of ['bad-a', 'bad-e'])
+      expect(keyIdOf((await enrollments.get(username))!.secretCiphertext)).toBe('new');
   });
 });

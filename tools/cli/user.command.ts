@@ -29,14 +29,38 @@ export function userCommand(ctx: CliContext): Command {
     .description('enroll a user: shows the QR code here, then confirms with the code their app shows')
     .argument('<username>', 'the user to enroll')
     .option('--code <code>', 'the current code (otherwise asked for)')
-    .option('--secret <base32>', "import the user's existing authenticator key instead of a new one")
+    .option(
+      '--secret-stdin',
+      "import the user's existing authenticator key, read from standard input (not echoed on a terminal)",
+    )
+    .addOption(
+      new Option(
+        '--secret <base32>',
+        'the same with the key as an argument: other users see it in `ps`, and it stays in shell history; prefer --secret-stdin',
+      ).conflicts('secretStdin'),
+    )
     .addOption(new Option('--algorithm <name>', 'TOTP hash').choices(['SHA1', 'SHA256', 'SHA512']))
     .addOption(new Option('--digits <n>', 'code length').choices(['6', '8']))
     .option('--json', 'print the backup codes as JSON')
+    .addHelpText(
+      'after',
+      `
+Importing a key: pipe it in rather than pass it as an argument, which other users of the
+machine can read from the process list:
+  pass show totp/alice | twofold user enroll alice --secret-stdin --code 123456
+Without --code, the code is asked for next (or read from the next line of piped input).`,
+    )
     .action(
       async (
         rawUsername: string,
-        options: { code?: string; secret?: string; algorithm?: string; digits?: string; json?: boolean },
+        options: {
+          code?: string;
+          secret?: string;
+          secretStdin?: boolean;
+          algorithm?: string;
+          digits?: string;
+          json?: boolean;
+        },
       ) => {
         const username = normalizeUsername(rawUsername);
         if (!username) throw new CliError('the username is empty', 2);
@@ -49,11 +73,17 @@ export function userCommand(ctx: CliContext): Command {
           import('./services.js'),
           import('@twofold/otp'),
         ]);
+        // Read before connecting anything, so a missing key fails fast.
+        const secret = options.secretStdin
+          ? await ctx.promptSecret(`Authenticator key of ${username} (base32): `)
+          : options.secret;
+        if (options.secretStdin && !secret)
+          throw new CliError('the key read from standard input is empty', 2);
         const done = await withEnrollmentService(ctx.env, async (service) => {
-          if (options.secret) {
+          if (secret) {
             const code = options.code ?? (await ctx.prompt(`Code the app shows now for ${username}: `));
             const imported = await service
-              .importKey({ username, secret: options.secret, code, ...params })
+              .importKey({ username, secret, code, ...params })
               .catch((err: unknown) => explain(err, username));
             if (!imported)
               throw new CliError('that code does not match the key; check the key and the device clock');

@@ -182,6 +182,41 @@ export function createEnrollmentsRepository(pool: Pool) {
       );
       return (result.rowCount ?? 0) === 1;
     },
+    /**
+     * Streams the secrets of unexpired pending enrollments for key rotation, in pages
+     * (expired ones can no longer be read, and are deleted).
+     */
+    async *allPendingSecrets(
+      pageSize = 500,
+    ): AsyncGenerator<{ enrollmentId: string; username: string; secretCiphertext: string }[]> {
+      let after = '00000000-0000-0000-0000-000000000000';
+      for (;;) {
+        const { rows } = await pool.query<{
+          enrollment_id: string;
+          username: string;
+          secret_ciphertext: string;
+        }>(
+          `SELECT enrollment_id, username, secret_ciphertext FROM pending_enrollments
+            WHERE enrollment_id > $1 AND expires_at > now() ORDER BY enrollment_id LIMIT $2`,
+          [after, pageSize],
+        );
+        if (rows.length === 0) return;
+        yield rows.map((r) => ({
+          enrollmentId: r.enrollment_id,
+          username: r.username,
+          secretCiphertext: r.secret_ciphertext,
+        }));
+        after = rows[rows.length - 1]!.enrollment_id;
+      }
+    },
+    /** Replaces a pending enrollment's ciphertext only if it is still the one read. */
+    async replacePendingSecret(enrollmentId: string, previous: string, next: string): Promise<boolean> {
+      const result = await pool.query(
+        'UPDATE pending_enrollments SET secret_ciphertext = $3 WHERE enrollment_id = $1 AND secret_ciphertext = $2',
+        [enrollmentId, previous, next],
+      );
+      return (result.rowCount ?? 0) === 1;
+    },
     async deleteExpiredPending(): Promise<number> {
       const result = await pool.query('DELETE FROM pending_enrollments WHERE expires_at <= now()');
       return result.rowCount ?? 0;
