@@ -91,7 +91,58 @@ DO $$ BEGIN
 END $$;
 SELECT 'CREATE DATABASE twofold OWNER twofold' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'twofold')\gexec
 SQL
+  else
+    check_reused_postgres "$(sed -n 's/^DATABASE_URL=//p' "$ENV_FILE")"
   fi
+}
+
+# A Postgres this script did not start gets no role or database from it (it has no superuser
+# login there). When twofold cannot log in with DATABASE_URL, stop and print the SQL that
+# creates them; when only the analysts' role is missing, print that and go on.
+check_reused_postgres() { # database-url
+  local out rc=0
+  out="$(cd "$ROOT" && node --input-type=module - "$1" 2>&1 <<'JS'
+  import pg from 'pg';
+  const url = new URL(process.argv[2]);
+  const user = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  const database = decodeURIComponent(url.pathname.slice(1)) || user;
+  const ident = (s) => (/^[a-z_][a-z0-9_]*$/.test(s) ? s : `"${s.replaceAll('"', '""')}"`);
+  const literal = (s) => `'${s.replaceAll("'", "''")}'`;
+  const analyst = "CREATE ROLE twofold_analyst LOGIN PASSWORD 'analyst';";
+  const client = new pg.Client({ connectionString: process.argv[2], connectionTimeoutMillis: 5000 });
+  try {
+    await client.connect();
+  } catch (err) {
+    console.log([
+      `twofold cannot log in to the Postgres already on 5432 as ${user} (${err.message}).`,
+      'This script did not start that server, so it created neither the role nor the database.',
+      'As a superuser of that server (e.g. sudo -u postgres psql), run:',
+      `    CREATE ROLE ${ident(user)} LOGIN PASSWORD ${literal(password)} CREATEDB;`,
+      `    CREATE DATABASE ${ident(database)} OWNER ${ident(user)};`,
+      `    ${analyst}`,
+      `(if the role exists: ALTER ROLE ${ident(user)} LOGIN PASSWORD ${literal(password)};)`,
+      'then npm run stack:up again. Or stop that server: the stack then starts its own.',
+    ].join('\n'));
+    process.exit(1);
+  }
+  const { rows } = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', ['twofold_analyst']);
+  await client.end();
+  if (rows.length === 0) {
+    console.log([
+      "the Postgres on 5432 has no twofold_analyst role, the analysts' read-only login",
+      '(docs/analysts.md). As a superuser of that server, before the first migration, run:',
+      `    ${analyst}`,
+    ].join('\n'));
+    process.exit(3);
+  }
+JS
+)" || rc=$?
+  case "$rc" in
+    0) ;;
+    3) say "postgres: $out" ;;
+    *) fail "$out" ;;
+  esac
 }
 
 up_redis() {

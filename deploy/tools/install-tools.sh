@@ -37,7 +37,7 @@ export GOTOOLCHAIN=local
 say() { printf '\033[1m[tools]\033[0m %s\n' "$*" >&2; }
 fail() { printf '\033[31m[tools] FAILED:\033[0m %s\n' "$*" >&2; exit 1; }
 
-command -v go >/dev/null || fail "go is missing: the tools are built with 'go install' (apt-get install golang-go, Go 1.24+)"
+command -v go >/dev/null || fail "go is missing: the tools are built with 'go install' (apt-get install golang-go, Go 1.26+)"
 mkdir -p "$BIN" "$LOGS"
 
 # ensure NAME STAMP BUILD-FUNCTION: runs the build unless BIN/.NAME.stamp holds STAMP.

@@ -1,8 +1,17 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root (tools/cli/../..). */
-export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/**
+ * The repository root (or /app in the image): tools/cli/../.. from the sources, and
+ * tools/cli/dist/../../.. from the compiled CLI that bin/twofold.mjs runs without tsx.
+ */
+export const REPO_ROOT = fileURLToPath(
+  new URL(
+    basename(dirname(fileURLToPath(import.meta.url))) === 'dist' ? '../../..' : '../..',
+    import.meta.url,
+  ),
+);
 
 /** What went wrong, said for a person; `exitCode` 2 is a usage error, 1 a failure. */
 export class CliError extends Error {
