@@ -13,6 +13,7 @@ import {
   KUBE_VERSION,
   parseManifests,
   renderChart,
+  ROOT,
   tempFile,
   TOOL_BUILD_TIMEOUT,
   type Manifest,
@@ -337,6 +338,279 @@ describe('per service', () => {
   });
 });
 
+describe('extra volumes, mounts and environment (a private CA for Postgres and Redis TLS)', () => {
+  const CA = tempFile(
+    'ca-values.yaml',
+    [
+      'extraEnv:',
+      '  - {name: NODE_EXTRA_CA_CERTS, value: /etc/twofold/ca/ca.crt}',
+      '  - {name: TWOFOLD_TEST_MARK, value: global}',
+      'extraEnvFrom:',
+      '  - configMapRef: {name: proxy-settings}',
+      'extraVolumes:',
+      '  - {name: corp-ca, configMap: {name: corp-ca}}',
+      'extraVolumeMounts:',
+      '  - {name: corp-ca, mountPath: /etc/twofold/ca, readOnly: true}',
+      'auditSink:',
+      '  extraEnv:',
+      '    - {name: TWOFOLD_TEST_MARK, value: audit-sink}',
+      '  extraVolumes:',
+      '    - {name: corp-ca, secret: {secretName: audit-ca}}',
+      '    - {name: spool, emptyDir: {}}',
+      '  extraVolumeMounts:',
+      '    - {name: spool, mountPath: /spool}',
+    ].join('\n'),
+  );
+  type Pod = PodSpec & {
+    volumes?: { name: string; configMap?: { name: string }; secret?: { secretName: string } }[];
+    containers: (Container & { envFrom?: { configMapRef?: { name: string } }[] })[];
+  };
+
+  it('reach every Deployment and both hook Jobs, so DATABASE_URL can name sslrootcert= and Node trust the CA', async () => {
+    const ms = await manifests([MINIMAL, CA], ['webhookDelivery.enabled=true']);
+    const pods = [...ofKind(ms, 'Deployment'), ...ofKind(ms, 'Job')];
+    expect(pods.map((m) => m.metadata.name).sort()).toEqual(
+      [
+        'api',
+        'audit-sink',
+        'lockout-detector',
+        'session-broadcaster',
+        'verifier',
+        'webhook-delivery',
+        'migrate',
+        'topics',
+      ]
+        .map((c) => `twofold-${c}`)
+        .sort(),
+    );
+    for (const m of pods) {
+      const where = `${m.kind}/${m.metadata.name}`;
+      const pod = podOf(m) as Pod;
+      const c = pod.containers[0]!;
+      expect(c.env, where).toContainEqual({ name: 'NODE_EXTRA_CA_CERTS', value: '/etc/twofold/ca/ca.crt' });
+      expect(c.envFrom, where).toContainEqual({ configMapRef: { name: 'proxy-settings' } });
+      expect(c.volumeMounts, where).toContainEqual({
+        name: 'corp-ca',
+        mountPath: '/etc/twofold/ca',
+        readOnly: true,
+      });
+      expect(c.volumeMounts, `${where}: keeps /tmp`).toContainEqual({ name: 'tmp', mountPath: '/tmp' });
+      expect(
+        pod.volumes?.map((v) => v.name),
+        where,
+      ).toEqual(expect.arrayContaining(['tmp', 'corp-ca']));
+      // Unique names: Kubernetes refuses a pod with two volumes of one name.
+      const names = pod.volumes?.map((v) => v.name) ?? [];
+      expect(new Set(names).size, `${where}: volume names unique`).toBe(names.length);
+      const envNames = (c.env ?? []).map((e) => e.name);
+      expect(new Set(envNames).size, `${where}: env names unique`).toBe(envNames.length);
+    }
+  });
+
+  it("merge a service's own with the global ones, its entry winning on the same name", async () => {
+    const ms = await manifests([MINIMAL, CA]);
+    const byComponent = (c: string) => ofKind(ms, 'Deployment').find((d) => componentOf(d) === c)!;
+    const sink = podOf(byComponent('audit-sink')) as Pod;
+    expect(sink.volumes?.find((v) => v.name === 'corp-ca')).toEqual({
+      name: 'corp-ca',
+      secret: { secretName: 'audit-ca' },
+    });
+    expect(sink.volumes?.map((v) => v.name).sort()).toEqual(['corp-ca', 'spool', 'tmp']);
+    expect(sink.containers[0]!.volumeMounts?.map((v) => v.mountPath).sort()).toEqual([
+      '/etc/twofold/ca',
+      '/spool',
+      '/tmp',
+    ]);
+    const mark = (p: PodSpec) => p.containers[0]!.env?.filter((e) => e.name === 'TWOFOLD_TEST_MARK');
+    expect(mark(sink)).toEqual([{ name: 'TWOFOLD_TEST_MARK', value: 'audit-sink' }]);
+    const verifier = podOf(byComponent('verifier')) as Pod;
+    expect(mark(verifier)).toEqual([{ name: 'TWOFOLD_TEST_MARK', value: 'global' }]);
+    expect(verifier.volumes?.find((v) => v.name === 'corp-ca')).toEqual({
+      name: 'corp-ca',
+      configMap: { name: 'corp-ca' },
+    });
+  });
+});
+
+describe('the api Ingress', () => {
+  const EXISTING = ciFile('existing-secret-values.yaml');
+  interface IngressSpec {
+    tls?: { hosts?: string[] }[];
+    rules: {
+      host: string;
+      http: { paths: { path: string; pathType: string; backend: { service: { port: { name: string } } } }[] };
+    }[];
+  }
+  const ingressOf = (ms: Manifest[]) => ofKind(ms, 'Ingress')[0]!.spec as unknown as IngressSpec;
+  /** Whether a Prefix path routes a request path (Kubernetes matches whole path segments). */
+  const routes = (prefix: string, path: string) => {
+    const p = prefix.replace(/\/$/, '');
+    return p === '' || path === p || path.startsWith(`${p}/`);
+  };
+  const routed = (spec: IngressSpec, path: string) =>
+    spec.rules.every((r) => r.http.paths.some((x) => x.pathType === 'Prefix' && routes(x.path, path)));
+
+  /** Every path the api serves, read from its route and page sources (`:param` as a sample value). */
+  function apiPaths(): string[] {
+    const files = [
+      ...readdirSync(join(ROOT, 'services/api/src/routes')).map((f) => `routes/${f}`),
+      ...readdirSync(join(ROOT, 'services/api/src/pages')).map((f) => `pages/${f}`),
+    ].filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'));
+    const found = new Set<string>();
+    for (const f of files) {
+      const source = readFileSync(join(ROOT, 'services/api/src', f), 'utf8');
+      for (const m of source.matchAll(/['`](\/(?:v1|2fa|enroll|assets|healthz|readyz|metrics)[^'`\s]*)['`]/g))
+        found.add(m[1]!.replace(/:[A-Za-z]+/g, 'x'));
+    }
+    return [...found, '/docs', '/docs/json'].sort();
+  }
+  const INTERNAL = ['/healthz', '/readyz', '/metrics'];
+  const isAdmin = (p: string) => routes('/v1/admin', p);
+  const isDocs = (p: string) => routes('/docs', p);
+
+  it('finds the routes it checks against in the api sources', () => {
+    const paths = apiPaths();
+    for (const p of [
+      '/v1/login-events',
+      '/2fa/x',
+      '/enroll/x',
+      '/assets/twofold.css',
+      '/metrics',
+      '/v1/admin/apps',
+    ])
+      expect(paths).toContain(p);
+  });
+
+  it('routes, by default, every path apps and browsers use and none of the metrics, probes, admin API or /docs', async () => {
+    const spec = ingressOf(await manifests([EXISTING]));
+    expect(spec.rules.map((r) => r.host)).toEqual(['2fa.corp.example']);
+    for (const r of spec.rules)
+      for (const p of r.http.paths) expect(p.backend.service.port.name).toBe('http');
+    for (const path of apiPaths()) {
+      const expected = !INTERNAL.includes(path) && !isAdmin(path) && !isDocs(path);
+      expect(routed(spec, path), path).toBe(expected);
+    }
+  });
+
+  it('adds /v1/admin with exposeAdmin and /docs with exposeDocs, never the metrics or probes', async () => {
+    const spec = ingressOf(
+      await manifests([EXISTING], ['api.ingress.exposeAdmin=true', 'api.ingress.exposeDocs=true']),
+    );
+    for (const path of apiPaths()) expect(routed(spec, path), path).toBe(!INTERNAL.includes(path));
+    const adminOnly = ingressOf(await manifests([EXISTING], ['api.ingress.exposeAdmin=true']));
+    expect(routed(adminOnly, '/v1/admin/apps')).toBe(true);
+    expect(routed(adminOnly, '/docs')).toBe(false);
+  });
+
+  it('routes the same paths on every host', async () => {
+    const spec = ingressOf(
+      await manifests(
+        [EXISTING],
+        ['api.ingress.hosts[0].host=2fa.corp.example', 'api.ingress.hosts[1].host=mfa.corp.example'],
+      ),
+    );
+    expect(spec.rules.map((r) => r.host)).toEqual(['2fa.corp.example', 'mfa.corp.example']);
+    expect(spec.rules[1]!.http.paths).toEqual(spec.rules[0]!.http.paths);
+  });
+
+  const publicUrl = (ms: Manifest[]) =>
+    podOf(ofKind(ms, 'Deployment').find((d) => componentOf(d) === 'api')!).containers[0]!.env?.find(
+      (e) => e.name === 'TWOFOLD_PUBLIC_URL',
+    )?.value;
+  const derived = ['api.publicUrl=', 'api.ingress.enabled=true', 'api.ingress.hosts[0].host=2fa.example.com'];
+
+  it.each([
+    [
+      'without TLS: http, so the CSRF cookie is not Secure-only and no HSTS is sent',
+      [],
+      'http://2fa.example.com',
+    ],
+    [
+      'with TLS for that host: https',
+      ['api.ingress.tls[0].secretName=t', 'api.ingress.tls[0].hosts[0]=2fa.example.com'],
+      'https://2fa.example.com',
+    ],
+    [
+      'with a wildcard certificate covering it: https',
+      ['api.ingress.tls[0].secretName=t', 'api.ingress.tls[0].hosts[0]=*.example.com'],
+      'https://2fa.example.com',
+    ],
+    [
+      'with TLS for another host only: http',
+      ['api.ingress.tls[0].secretName=t', 'api.ingress.tls[0].hosts[0]=other.example.com'],
+      'http://2fa.example.com',
+    ],
+  ])('derives the public URL from the first host %s', async (_name, set, url) => {
+    expect(publicUrl(await manifests([MINIMAL], [...derived, ...set]))).toBe(url);
+  });
+
+  it('keeps an explicit api.publicUrl whatever the Ingress says', async () => {
+    expect(publicUrl(await manifests([MINIMAL], ['api.ingress.enabled=true']))).toBe(
+      'https://twofold.example.com',
+    );
+    expect(publicUrl(await manifests([MINIMAL], ['api.publicUrl=https://2fa.corp.example']))).toBe(
+      'https://2fa.corp.example',
+    );
+  });
+});
+
+describe('NetworkPolicies', () => {
+  const PROD = ciFile('production-values.yaml');
+  interface PolicySpec {
+    ingress: { ports: { port: string }[]; from?: Record<string, unknown>[] }[];
+  }
+  const policies = (ms: Manifest[]) =>
+    new Map(ofKind(ms, 'NetworkPolicy').map((p) => [componentOf(p)!, p.spec as unknown as PolicySpec]));
+  const INGRESS_NS = {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+  };
+  const MONITORING_NS = {
+    namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+  };
+
+  it('admits the apiFrom and the metricsFrom peers on the api port (it serves /metrics), only metricsFrom elsewhere', async () => {
+    const ps = policies(await manifests([PROD]));
+    expect(ps.get('api')!.ingress).toEqual([
+      { ports: [{ port: 'http', protocol: 'TCP' }], from: [INGRESS_NS, MONITORING_NS] },
+    ]);
+    for (const c of CONSUMERS)
+      expect(ps.get(c)!.ingress, c).toEqual([
+        { ports: [{ port: 'metrics', protocol: 'TCP' }], from: [MONITORING_NS] },
+      ]);
+  });
+
+  it('keeps "metricsFrom empty: anyone" for the api too, so Prometheus can scrape it behind apiFrom', async () => {
+    const open = tempFile('open-metrics.yaml', 'networkPolicy:\n  metricsFrom: []\n');
+    const ps = policies(await manifests([PROD, open]));
+    for (const [component, spec] of ps) {
+      expect(spec.ingress, component).toHaveLength(1);
+      expect(spec.ingress[0]!.from, `${component}: no from, anyone`).toBeUndefined();
+    }
+  });
+
+  it('keeps "apiFrom empty: anyone" on the api port while the metrics ports stay narrowed', async () => {
+    const open = tempFile('open-api.yaml', 'networkPolicy:\n  apiFrom: []\n');
+    const ps = policies(await manifests([PROD, open]));
+    expect(ps.get('api')!.ingress[0]!.from).toBeUndefined();
+    expect(ps.get('verifier')!.ingress[0]!.from).toEqual([MONITORING_NS]);
+  });
+});
+
+describe('README.md install example', () => {
+  it('takes the master keys from an existing Secret, never generated on a helm command line', () => {
+    const template = readFileSync(join(CHART, 'README.md.gotmpl'), 'utf8');
+    const commands = [...template.matchAll(/^helm (?:install|upgrade)(?:[^\n]*\\\n)*[^\n]*/gm)].map(
+      (m) => m[0],
+    );
+    expect(commands.length).toBeGreaterThan(0);
+    for (const command of commands) {
+      expect(command).toContain('secrets.existingSecret=');
+      expect(command).not.toMatch(/\$\(openssl/);
+      expect(command).not.toContain('secrets.masterKeys');
+    }
+  });
+});
+
 describe('values.schema.json', () => {
   it('rejects wrong types and unknown keys with a message naming each', async () => {
     const bad = tempFile(
@@ -458,6 +732,46 @@ describe('templates/validate.yaml', () => {
       'a webhook delivery grace period not longer than the shutdown deadline',
       ['webhookDelivery.enabled=true', 'webhookDelivery.terminationGracePeriodSeconds=10'],
       'webhookDelivery: terminationGracePeriodSeconds (10 s) must be longer than config.shutdownTimeoutMs',
+    ],
+    [
+      'an Ingress path that would publish the metrics and probes',
+      ['api.ingress.enabled=true', 'api.ingress.paths={/}'],
+      'api.ingress.paths: / would publish /metrics, /readyz, /healthz',
+    ],
+    [
+      'an Ingress path that would publish the admin API while exposeAdmin is off',
+      ['api.ingress.enabled=true', 'api.ingress.paths={/v1}'],
+      'api.ingress.paths: /v1 would publish /v1/admin while api.ingress.exposeAdmin is false',
+    ],
+    [
+      'the per-host paths of earlier chart versions (path / published everything)',
+      [
+        'api.ingress.enabled=true',
+        'api.ingress.hosts[0].host=2fa.example.com',
+        'api.ingress.hosts[0].paths[0].path=/',
+        'api.ingress.hosts[0].paths[0].pathType=Prefix',
+      ],
+      'api.ingress.hosts[0].paths is not supported any more',
+    ],
+    [
+      'a public URL derived from a wildcard ingress host',
+      ['api.publicUrl=', 'api.ingress.enabled=true', 'api.ingress.hosts[0].host=*.example.com'],
+      'api.ingress.hosts[0].host (*.example.com) is a wildcard and api.publicUrl is empty',
+    ],
+    [
+      'a public URL with a trailing slash',
+      ['api.publicUrl=https://2fa.example.com/'],
+      'api.publicUrl (https://2fa.example.com/) ends with a slash',
+    ],
+    [
+      'a wildcard public URL',
+      ['api.publicUrl=https://*.example.com'],
+      'api.publicUrl (https://*.example.com) holds a wildcard',
+    ],
+    [
+      "an extra volume named like the chart's /tmp volume",
+      ['verifier.extraVolumes[0].name=tmp', 'verifier.extraVolumes[0].emptyDir.medium=Memory'],
+      "verifier.extraVolumes: a volume named tmp clashes with the chart's own /tmp volume",
     ],
     [
       'every service disabled',

@@ -25,7 +25,10 @@ const TELEMETRY_ENV = ['OTEL_SERVICE_NAME', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
 const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'TWOFOLD_MASTER_KEYS', 'TWOFOLD_ADMIN_KEY'];
 /** Declared by a service but deliberately not rendered, with the reason. */
 const NOT_RENDERED: Record<string, Record<string, string>> = {
-  api: { METRICS_PORT: 'declared through commonEnvSpec but unused: the api serves /metrics on API_PORT' },
+  api: {
+    METRICS_PORT: 'declared through commonEnvSpec but unused: the api serves /metrics on API_PORT',
+    METRICS_HOST: 'declared through commonEnvSpec but unused: the api serves /metrics on API_HOST',
+  },
 };
 
 interface ServiceEnv {

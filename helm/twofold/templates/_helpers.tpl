@@ -97,13 +97,34 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* TWOFOLD_PUBLIC_URL: the value, or https://<first ingress host>. */}}
+{{/* TWOFOLD_PUBLIC_URL: the value, or <scheme>://<first ingress host>, https only when the Ingress has TLS for that
+host (a tls entry listing it, matching it by a *. wildcard, or listing no hosts): on plain http the api must not
+set a Secure (__Host-) CSRF cookie or HSTS, or no hosted-page form could ever be submitted. */}}
 {{- define "twofold.publicUrl" -}}
 {{- if .Values.api.publicUrl -}}
 {{- .Values.api.publicUrl -}}
 {{- else if and .Values.api.ingress.enabled .Values.api.ingress.hosts -}}
-{{- printf "https://%s" (first .Values.api.ingress.hosts).host -}}
+{{- $host := lower (first .Values.api.ingress.hosts).host -}}
+{{- $tls := false -}}
+{{- range .Values.api.ingress.tls -}}
+{{- if not .hosts }}{{ $tls = true }}{{ end -}}
+{{- range .hosts -}}
+{{- $h := lower . -}}
+{{- if or (eq $h $host) (and (hasPrefix "*." $h) (regexMatch (printf "^[^.*]+%s$" (trimPrefix "*" $h | regexQuoteMeta)) $host)) }}{{ $tls = true }}{{ end -}}
 {{- end -}}
+{{- end -}}
+{{- printf "%s://%s" (ternary "https" "http" $tls) $host -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The path prefixes the Ingress routes to the api (a YAML list): api.ingress.paths, plus /v1/admin and /docs
+when exposeAdmin and exposeDocs ask for them. /healthz, /readyz and /metrics are never among them. */}}
+{{- define "twofold.ingressPaths" -}}
+{{- $ing := .Values.api.ingress -}}
+{{- $paths := $ing.paths | default list -}}
+{{- if $ing.exposeAdmin }}{{ $paths = append $paths "/v1/admin" }}{{ end -}}
+{{- if $ing.exposeDocs }}{{ $paths = append $paths "/docs" }}{{ end -}}
+{{- toYaml ($paths | uniq) -}}
 {{- end -}}
 
 {{/* Consumer group id of a component, as the services build it. */}}
@@ -155,6 +176,8 @@ dict "ctx" $ "component" "audit-sink" "key" "auditSink"
 {{ include "twofold.intEnv" (dict "name" "RATE_LIMIT_EVENTS_PER_APP" "value" $v.rateLimits.eventsPerApp) }}
 {{- else }}
 {{ include "twofold.intEnv" (dict "name" "METRICS_PORT" "value" $v.metricsPort) }}
+- name: METRICS_HOST
+  value: {{ $.Values.config.metricsHost | quote }}
 {{- end }}
 {{- if eq $service "lockout-detector" }}
 - name: LOCKOUT_RULES
@@ -183,12 +206,23 @@ dict "ctx" $ "component" "audit-sink" "key" "auditSink"
 {{ include "twofold.intEnv" (dict "name" "AUDIT_MAINTENANCE_INTERVAL_MS" "value" $v.maintenanceIntervalMs) }}
 {{ include "twofold.intEnv" (dict "name" "AUDIT_CONCURRENT_PARTITIONS" "value" $v.concurrentPartitions) }}
 {{- end }}
-{{- with $.Values.extraEnv }}
-{{ toYaml . }}
+{{- with include "twofold.mergeByKey" (dict "global" $.Values.extraEnv "own" $v.extraEnv "key" "name") }}
+{{ . }}
 {{- end }}
-{{- with $v.extraEnv }}
-{{ toYaml . }}
-{{- end }}
+{{- end -}}
+
+{{/*
+A global list followed by a service's, merged: an entry of the service replaces the global entry with the
+same key (a name, a mountPath), so the two never clash in a pod. Empty string when both are empty.
+dict "global" $.Values.extraVolumes "own" $v.extraVolumes "key" "name"
+*/}}
+{{- define "twofold.mergeByKey" -}}
+{{- $ownKeys := list -}}
+{{- range (.own | default list) }}{{ $ownKeys = append $ownKeys (index . $.key) }}{{ end -}}
+{{- $out := list -}}
+{{- range (.global | default list) }}{{ if not (has (index . $.key) $ownKeys) }}{{ $out = append $out . }}{{ end }}{{ end -}}
+{{- $out = concat $out (.own | default list) -}}
+{{- with $out }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
 {{/* A service's own value when non-empty, else the global one: dict "ctx" $ "v" $v "field" "nodeSelector" */}}
@@ -312,10 +346,16 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with include "twofold.mergeByKey" (dict "global" $.Values.extraVolumeMounts "own" $v.extraVolumeMounts "key" "mountPath") }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $.Values.tmpSizeLimit }}
+        {{- with include "twofold.mergeByKey" (dict "global" $.Values.extraVolumes "own" $v.extraVolumes "key" "name") }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- with (include "twofold.podField" (dict "ctx" $ "v" $v "field" "nodeSelector")) }}
       nodeSelector:
         {{- . | nindent 8 }}
@@ -510,4 +550,17 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: {{ .Values.tmpSizeLimit }}
+  {{- with .Values.extraVolumes }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* Mounts of a hook Job's container: /tmp and the global extraVolumeMounts (a private CA, …). The Jobs take the
+global extraEnv, extraEnvFrom and extraVolumes too; the per-service ones are for the Deployments. */}}
+{{- define "twofold.hookVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
