@@ -81,12 +81,17 @@ const securityEvents = () => security.json<Security>();
 const imposed = (filter: (e: Security) => boolean) =>
   securityEvents().filter((e) => e.type === 'twofold.lockout.imposed' && filter(e));
 
-const failed = (username: string, ip: string, time?: Date) =>
+const failed = (
+  username: string,
+  ip: string,
+  time?: Date,
+  reason: 'bad_password' | 'unknown_user' = 'bad_password',
+) =>
   createEvent(
     'twofold.login.failed',
     'app/jira',
     username,
-    { appId: 'jira', ip, reason: 'bad_password' },
+    { appId: 'jira', ip, reason },
     time ? { time } : {},
   );
 
@@ -206,9 +211,12 @@ describe('lockout detector scenarios', () => {
     const stuffer = '203.0.113.66';
     await signIn('office-carol', '203.0.113.5');
     await knownAt('office-carol', '203.0.113.5');
+    // A combo list: most names have no account here (unknown_user), some do.
     await publish(
       'login',
-      Array.from({ length: 500 }, (_, i) => failed(`stuffed-${i}`, stuffer)),
+      Array.from({ length: 500 }, (_, i) =>
+        failed(`stuffed-${i}`, stuffer, undefined, i % 5 === 0 ? 'bad_password' : 'unknown_user'),
+      ),
     );
     const ipBlock = await eventually(
       async () => imposed((e) => e.data.scope === 'ip' && e.data.key === stuffer)[0],
@@ -244,6 +252,9 @@ describe('lockout detector scenarios', () => {
     // The accounts themselves are not locked: one failure each.
     expect(await lockState('stuffed-7', '192.0.2.77')).toMatchObject({ userLock: null, userIpLock: null });
     expect(imposed((e) => e.data.scope === 'user' && String(e.data.key).startsWith('stuffed-'))).toEqual([]);
+    // A name without an account keeps no state past the short windows; an account keeps its streak.
+    expect(await redis.pttl(`${prefix()}lo:{u:stuffed-7}:streak`)).toBeLessThanOrEqual(3_600_000);
+    expect(await redis.pttl(`${prefix()}lo:{u:stuffed-5}:streak`)).toBeGreaterThan(29 * 86_400_000);
   });
 
   it('the victim signs in from home while attacked from 30 IPs elsewhere: never locked at home', async () => {
@@ -351,10 +362,11 @@ describe('lockout detector scenarios', () => {
     for (const [user, home] of homes) await knownAt(user, home);
     const bots = Array.from({ length: 200 }, (_, i) => `100.80.${i}.33`);
     const started = Date.now();
+    // The 20 with a home are accounts; the other names have none here (unknown_user).
     for (const ip of bots)
       await publish(
         'login',
-        users.map((u) => failed(u, ip)),
+        users.map((u) => failed(u, ip, undefined, homes.has(u) ? 'bad_password' : 'unknown_user')),
       );
     const spray = await eventually(
       async () =>

@@ -3,6 +3,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { lockoutSourceOf } from './lockout-network.js';
 
+const NAT64_PREFIX = ipaddr.IPv6.parseCIDR('64:ff9b::/96');
+
 describe('lockoutSourceOf', () => {
   it.each([
     ['203.0.113.7', '203.0.113.7', '203.0.113.0/24'],
@@ -11,6 +13,13 @@ describe('lockoutSourceOf', () => {
     ['255.255.255.255', '255.255.255.255', '255.255.255.0/24'],
     ['::ffff:192.0.2.1', '192.0.2.1', '192.0.2.0/24'],
     ['::FFFF:c000:0201', '192.0.2.1', '192.0.2.0/24'],
+    // NAT64 well-known prefix (RFC 6052): the embedded IPv4 host and its /24.
+    ['64:ff9b::192.0.2.33', '192.0.2.33', '192.0.2.0/24'],
+    ['64:FF9B:0:0:0:0:C000:221', '192.0.2.33', '192.0.2.0/24'],
+    ['64:ff9b::203.0.113.7', '203.0.113.7', '203.0.113.0/24'],
+    // Not the well-known /96: local-use 64:ff9b:1::/48 (RFC 8215), bits set past the prefix.
+    ['64:ff9b:1::c000:221', '64:ff9b:1::c000:221', '64:ff9b:1::/64'],
+    ['64:ff9b::1:c000:221', '64:ff9b::1:c000:221', '64:ff9b::/64'],
     ['2001:DB8:0:0:0:0:0:1', '2001:db8::1', '2001:db8::/64'],
     ['2001:db8::0:1', '2001:db8::1', '2001:db8::/64'],
     ['2001:0db8:0001:0002:0003:0004:0005:0006', '2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
@@ -44,6 +53,8 @@ describe('lockoutSourceOf', () => {
         // RFC 4291 does not (it is ::c000:201, checked in the table above).
         fc.pre(!raw.includes('.') || /ffff:[\d.]+$/i.test(raw));
         const parsed = ipaddr.process(raw);
+        // ipaddr.js keeps NAT64 addresses IPv6 (the well-known /96 is checked in the table above).
+        fc.pre(!(parsed instanceof ipaddr.IPv6 && parsed.match(NAT64_PREFIX)));
         const source = lockoutSourceOf(raw)!;
         expect(source.ip).toBe(parsed.toString());
         const prefix = parsed.kind() === 'ipv4' ? 24 : 64;

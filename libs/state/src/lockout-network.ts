@@ -5,7 +5,7 @@ export const LOCKOUT_NETWORK_PREFIX = { ipv4: 24, ipv6: 64 } as const;
 
 /** A client address in the one spelling lockout state uses, and its network. */
 export interface LockoutSource {
-  /** Canonical address: dotted IPv4 (also for IPv4-mapped IPv6), RFC 5952 IPv6. */
+  /** Canonical address: dotted IPv4 (also for IPv4-mapped and NAT64 IPv6), RFC 5952 IPv6. */
   readonly ip: string;
   /** IPv4 /24 or IPv6 /64 in CIDR form, e.g. `203.0.113.0/24`, `2001:db8:1:2::/64`. */
   readonly network: string;
@@ -14,7 +14,9 @@ export interface LockoutSource {
 /**
  * The canonical address and network of `raw`, or undefined when it is not an IP address.
  * `2001:DB8:0:0::1`, `2001:db8::1` and `2001:db8::0:1` are one address; `::ffff:192.0.2.1`
- * is `192.0.2.1`; a zone (`fe80::1%eth0`) is dropped. The detector (writing) and the
+ * is `192.0.2.1`, and so is `64:ff9b::192.0.2.1` (NAT64, RFC 6052: the well-known prefix
+ * /96 holds IPv4 hosts; as one IPv6 /64 every host behind one gateway would be one
+ * network); a zone (`fe80::1%eth0`) is dropped. The detector (writing) and the
  * readers (verifier, api) both go through this, so they always name the same keys.
  */
 export function lockoutSourceOf(raw: string): LockoutSource | undefined {
@@ -26,7 +28,9 @@ export function lockoutSourceOf(raw: string): LockoutSource | undefined {
   if (kind !== 6) return undefined;
   const groups = expandIpv6(text);
   if (!groups) return undefined;
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
+  const nat64 = groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((g) => g === 0);
+  if (mapped || nat64) {
     return ipv4Source([groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff]);
   }
   return {

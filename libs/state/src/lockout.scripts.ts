@@ -14,16 +14,26 @@ local function since(t, window) return '(' .. (t - window) end
 -- One event in 16 (by the last byte of its id) trims the keys it touched: memory stays
 -- bounded without trimming on every write; a count past the cap trims at once.
 local function sampled(id) return string.byte(id, -1) % 16 == 0 end
-local function trim(key, before, cap, ttl)
+-- keep: never shorten an expiry set before (PEXPIRE GT would read a key this call just
+-- created, which has none yet, as lasting forever and leave it so).
+local function expire(key, ttl, keep)
+  if keep then
+    local left = redis.call('PTTL', key)
+    if left == -2 or left >= ttl then return end
+  end
+  redis.call('PEXPIRE', key, ttl)
+end
+local function trim(key, before, cap, ttl, keep)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', before)
   if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
-  redis.call('PEXPIRE', key, ttl)
+  expire(key, ttl, keep)
 end
 `;
 
 /**
  * Counts user-side signals. Per base (one user): n events of 6 fields `kind` (f = failure,
- * s = primary login succeeded, c = sign-in complete), `id`, `t`, `ip`, `network`, `session`.
+ * u = failure for a username the app has no account for, s = primary login succeeded,
+ * c = sign-in complete), `id`, `t`, `ip`, `network`, `session`.
  * ARGV head: now, pairWindow, srcWindow, windowCap, streakTtl, streakCap, pendingTtl,
  * knownMax, knownTtl, streakGate, sourcesGate, pairGate. Lock flags and the known-network
  * streak are read only once their count reaches its gate (the rule's threshold): below
@@ -34,6 +44,14 @@ end
  * counted after `reset`, the time of the last completed sign-in (a failure from before it,
  * read late or again, does not count); the (user, IP) log is keyed by failure id; sources
  * and known networks keep the latest time per member.
+ *
+ * A user whose failures in a call are all `u` has no account to protect: the keys they
+ * touch last only as long as the longest short window (pair, sources), not the streak
+ * memory, or a combo list of random names would fill Redis with 30-day streaks (and
+ * Redis, without eviction, would then refuse every write). An expiry a real failure set
+ * before is never shortened. The dedupe of such failures lasts as long as their keys: a
+ * redelivery later than that counts again on the user side only (the source and spray
+ * figures are idempotent on their own), for a username with no account.
  *
  * A failure replies {duplicate, known, streak, streakKnown, pairFailures, sources,
  * userLock (0 none, 1 spares known networks, 2 every network), force, pairLock}; other
@@ -60,6 +78,11 @@ for g = 1, #KEYS do
   local afterReset = '(' .. resetAt
   local pairPrefix = base .. ':pair:'
   local n = tonumber(ARGV[a]); a = a + 1
+  -- Failures of a real account keep the streak memory; unknown-user ones only the windows.
+  local userTtl, keep = math.min(streakTtl, math.max(pairWindow, srcWindow)), true
+  for i = 0, n - 1 do
+    if ARGV[a + 6 * i] == 'f' then userTtl, keep = streakTtl, false; break end
+  end
   local replies, pairsTouched = {}, {}
   local failed, knownTouched, srcTouched = false, false, false
   for i = 1, n do
@@ -68,7 +91,7 @@ for g = 1, #KEYS do
     local t = tonumber(ts)
     local ip, network, session = ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
     a = a + 6
-    if kind == 'f' then
+    if kind == 'f' or kind == 'u' then
       failed = true
       local fresh = redis.call('ZADD', streak, 'NX', ts, id) == 1
       local ks = redis.call('ZSCORE', known, network)
@@ -87,9 +110,9 @@ for g = 1, #KEYS do
       local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
       local sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf')
       if sampled(id) or total > streakCap then
-        trim(streak, resetAt, streakCap, streakTtl)
+        trim(streak, resetAt, streakCap, userTtl, keep)
         -- Known-network failures are a subset of the streak: bounded by the same rule.
-        trim(streakKnown, resetAt, streakCap, streakTtl)
+        trim(streakKnown, resetAt, streakCap, userTtl, keep)
       end
       if (sampled(id) or pairCount > windowCap) and not isKnown then trim(pair, t - pairWindow, windowCap, pairWindow) end
       if sampled(id) or sources > windowCap then trim(src, t - srcWindow, windowCap, srcWindow) end
@@ -129,8 +152,8 @@ for g = 1, #KEYS do
     end
   end
   if failed then
-    redis.call('PEXPIRE', streak, streakTtl)
-    if knownTouched then redis.call('PEXPIRE', streakKnown, streakTtl) end
+    expire(streak, userTtl, keep)
+    if knownTouched then expire(streakKnown, userTtl, keep) end
     if srcTouched then redis.call('PEXPIRE', src, srcWindow) end
     for pair in pairs(pairsTouched) do redis.call('PEXPIRE', pair, pairWindow) end
   end

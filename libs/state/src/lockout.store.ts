@@ -65,6 +65,11 @@ export type LockoutUserSignal =
       readonly at: number;
       readonly ip: string;
       readonly network: string;
+      /**
+       * The app has no account of that name: its user-side state lasts only the short
+       * windows (source and spray counting is the same as for any failure).
+       */
+      readonly unknownUser?: boolean;
     }
   | {
       readonly kind: 'login';
@@ -240,7 +245,7 @@ export function createLockoutStore(
           args.push(signals.length);
           for (const signal of signals) {
             if (signal.kind === 'failure')
-              args.push('f', signal.id, signal.at, signal.ip, signal.network, '');
+              args.push(signal.unknownUser ? 'u' : 'f', signal.id, signal.at, signal.ip, signal.network, '');
             else if (signal.kind === 'login')
               args.push('s', signal.id, signal.at, '', signal.network, signal.session);
             else args.push('c', signal.id, signal.at, '', '', signal.session);

@@ -27,7 +27,31 @@ describe('lockoutSignalOf', () => {
       at: NOW - 1000,
       adjusted: 'none',
       topic: 'login',
+      unknownUser: false,
     });
+  });
+
+  it.each([
+    ['unknown_user', true],
+    ['bad_password', false],
+    ['disabled', false],
+  ] as const)('marks a failed login (%s) as for an unknown user: %s', (reason, unknownUser) => {
+    const event = createEvent('twofold.login.failed', 'app/jira', 'alice', {
+      appId: 'jira',
+      ip: '192.0.2.1',
+      reason,
+    });
+    expect(signal(event)).toMatchObject({ kind: 'failure', unknownUser });
+  });
+
+  it('never marks a failed code as for an unknown user', () => {
+    const event = createEvent('twofold.2fa.failed', 'service/api', 'alice', {
+      appId: 'jira',
+      session,
+      ip: '192.0.2.1',
+      reason: 'bad_code',
+    });
+    expect(signal(event)).toMatchObject({ kind: 'failure', unknownUser: false });
   });
 
   it.each([

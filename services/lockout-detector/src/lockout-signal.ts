@@ -13,6 +13,8 @@ export type LockoutSignal =
       readonly at: number;
       readonly adjusted: TimeAdjustment;
       readonly topic: 'login' | '2fa';
+      /** A login.failed for a username the app has no account for (reason `unknown_user`). */
+      readonly unknownUser: boolean;
     }
   /** A primary login succeeded (password right): remembered until its second factor completes. */
   | {
@@ -68,6 +70,7 @@ export function lockoutSignalOf(
         at: time.at,
         adjusted: time.adjusted,
         topic: event.type === 'twofold.login.failed' ? 'login' : '2fa',
+        unknownUser: event.type === 'twofold.login.failed' && event.data.reason === 'unknown_user',
       };
     }
     case 'twofold.login.succeeded': {

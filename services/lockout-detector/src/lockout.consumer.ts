@@ -230,6 +230,7 @@ export function createLockoutHandler(deps: {
             at: signal.at,
             ip: signal.ip,
             network: signal.network,
+            unknownUser: signal.unknownUser,
           });
           const networkAt = push(networks, signal.network, {
             id: signal.id,
