@@ -72,6 +72,28 @@ describe('auditRowFromEvent', () => {
       { username: null, ip: '2001:db8::5', outcome: 'attack', reason: 'password_spraying' },
     ],
     [
+      'a (user, IP) lockout: the IP out of its key',
+      'security',
+      createEvent('twofold.lockout.imposed', 'service/lockout-detector', 'alice', {
+        scope: 'user_ip',
+        key: 'alice|2001:db8::7',
+        until: null,
+        failures: 5,
+        rule: 'userIp',
+      }),
+      { username: 'alice', ip: '2001:db8::7', outcome: 'locked' },
+    ],
+    [
+      'password spraying over every user (key global): no user',
+      'security',
+      createEvent('twofold.attack.detected', 'service/lockout-detector', 'global', {
+        kind: 'password_spraying',
+        key: 'global',
+        evidence: { users: 900, sources: 200 },
+      }),
+      { username: null, ip: null, outcome: 'attack', reason: 'password_spraying' },
+    ],
+    [
       'an attack on a user',
       'security',
       createEvent('twofold.attack.detected', 'service/lockout-detector', 'bob', {

@@ -43,15 +43,22 @@ export function auditRowFromEvent(consumed: ConsumedEvent): AuditRow {
   const ipSubject =
     consumed.role === 'security' && canonicalIp(event.subject) !== null ? event.subject : null;
   const ipScoped = str(data['scope']) === 'ip';
+  // A (user, IP) lockout's key is `username|ip` (libs/lockout userIpKey; the IP is the part
+  // after the last '|'): its IP belongs in the ip column, or "what hit this IP" misses it.
+  const userIpKey = str(data['scope']) === 'user_ip' ? (str(data['key']) ?? '') : '';
+  const keyIp = userIpKey.slice(userIpKey.lastIndexOf('|') + 1);
+  const pairIp = userIpKey.includes('|') && canonicalIp(keyIp) !== null ? keyIp : null;
+  // Spraying is detected over every user and source at once (key `global`): no user.
+  const global = event.type === 'twofold.attack.detected' && str(data['kind']) === 'password_spraying';
   return {
     eventId: event.id,
     occurredAt: occurredAtOf(consumed),
     type: event.type,
     source: event.source,
     appId: str(data['appId']) ?? appFromSource,
-    username: (consumed.role === 'security' && ipScoped) || ipSubject ? null : event.subject,
+    username: (consumed.role === 'security' && ipScoped) || ipSubject || global ? null : event.subject,
     session: str(data['session']),
-    ip: str(data['ip']) ?? (ipScoped ? str(data['key']) : null) ?? ipSubject,
+    ip: str(data['ip']) ?? (ipScoped ? str(data['key']) : null) ?? pairIp ?? ipSubject,
     outcome: outcomeOf(event, data),
     decision: str(data['decision']),
     reason: str(data['reason']) ?? str(data['kind']),
