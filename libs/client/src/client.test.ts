@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createTwofoldClient } from './client.js';
+import { createTwofoldClient, TwofoldApiError } from './client.js';
 
 /** A fetch that records each request body and answers 202 {id}. */
 function recordingFetch() {
@@ -42,14 +42,139 @@ describe('login events sent again with the same id', () => {
     expect(bodies[3]!['time']).toBe(bodies[2]!['time']);
   });
 
-  it('send a time given by the caller, and none without an id (the api stamps it)', async () => {
+  it('send a time given by the caller, and make an id and time when there is none', async () => {
     const { bodies, fetch } = recordingFetch();
     const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
     const at = new Date('2026-12-07T10:00:00.000Z');
     await client.logout({ username: 'alice', ssoToken: 'sso-1', eventId: 'logout-1', time: at });
     await client.loginSucceeded({ username: 'alice', ssoToken: 'sso-2', ip: '192.0.2.1' });
     expect(bodies[0]).toMatchObject({ id: 'logout-1', time: '2026-12-07T10:00:00.000Z' });
-    expect(bodies[1]).not.toHaveProperty('time');
-    expect(bodies[1]).not.toHaveProperty('id');
+    expect(bodies[1]).toMatchObject({
+      id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      time: expect.any(String),
+    });
+  });
+});
+
+describe('a retry of the same id without its time', () => {
+  it('sends the time given on the first attempt', async () => {
+    const { bodies, fetch } = recordingFetch();
+    const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
+    const time = new Date('2026-12-07T10:00:00.000Z');
+    await client.loginSucceeded({ username: 'alice', ssoToken: 's', ip: '192.0.2.1', eventId: 'l-1', time });
+    await client.loginSucceeded({ username: 'alice', ssoToken: 's', ip: '192.0.2.1', eventId: 'l-1' });
+    expect(bodies[1]).toMatchObject({ id: 'l-1', time: '2026-12-07T10:00:00.000Z' });
+  });
+});
+
+/** A fetch answering from a script, recording what was asked. */
+function scriptedFetch(answers: (() => Response | Promise<Response>)[]) {
+  const requests: { url: string; body: string | undefined; at: number }[] = [];
+  const fetch = (async (url: string, init?: RequestInit) => {
+    requests.push({ url, body: init?.body as string | undefined, at: Date.now() });
+    const answer = answers[requests.length - 1];
+    if (!answer) throw new Error('no more answers');
+    return answer();
+  }) as typeof globalThis.fetch;
+  return { requests, fetch };
+}
+const problem =
+  (status: number, detail: string, headers: Record<string, string> = {}) =>
+  () =>
+    new Response(JSON.stringify({ type: 'https://twofold.dev/problems/x', title: 'T', status, detail }), {
+      status,
+      headers: { 'content-type': 'application/problem+json', ...headers },
+    });
+const accepted = () => new Response(JSON.stringify({ id: 'x' }), { status: 202 });
+
+describe('requests the api refused for now', () => {
+  it('are sent again after Retry-After, with the same id and time', async () => {
+    const { requests, fetch } = scriptedFetch([
+      problem(503, 'this api replica is shutting down; retry the request', { 'retry-after': '1' }),
+      accepted,
+    ]);
+    const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
+    await client.loginFailed({ username: 'bob', ip: '192.0.2.2', reason: 'bad_password' });
+    expect(requests).toHaveLength(2);
+    expect(requests[1]!.body).toBe(requests[0]!.body);
+    expect(JSON.parse(requests[0]!.body!)).toMatchObject({
+      id: expect.any(String),
+      time: expect.any(String),
+    });
+    expect(requests[1]!.at - requests[0]!.at).toBeGreaterThanOrEqual(950);
+  });
+
+  it('back off without Retry-After, and give up with the api detail after the retries', async () => {
+    const { requests, fetch } = scriptedFetch([
+      problem(429, 'too many'),
+      problem(429, 'too many'),
+      problem(429, 'code submissions for this challenge (10 per minute); try again in 7 s'),
+    ]);
+    const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
+    const err = await client.verifyCode('c', '123456').catch((e: unknown) => e);
+    expect(requests).toHaveLength(3);
+    expect(requests[1]!.at - requests[0]!.at).toBeGreaterThanOrEqual(100);
+    expect(err).toBeInstanceOf(TwofoldApiError);
+    expect(err).toMatchObject({
+      status: 429,
+      retryable: true,
+      detail: expect.stringMatching(/try again in 7 s/),
+    });
+  });
+
+  it('are not retried when Retry-After is beyond maxRetryDelayMs, nor a code sent through a failing proxy', async () => {
+    const { requests, fetch } = scriptedFetch([
+      problem(429, 'wait a minute', { 'retry-after': '60' }),
+      problem(502, 'bad gateway'),
+    ]);
+    const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
+    await expect(client.decide({ username: 'a', ssoToken: 's', ip: '192.0.2.1' })).rejects.toMatchObject({
+      status: 429,
+      retryAfterSeconds: 60,
+    });
+    // The code may have been accepted behind the proxy: a retry would answer "replayed".
+    await expect(client.verifyCode('c', '123456')).rejects.toMatchObject({ status: 502 });
+    expect(requests).toHaveLength(2);
+  });
+
+  it('are not retried on a 503 without Retry-After for a code: its step may be spent already', async () => {
+    const { requests, fetch } = scriptedFetch([
+      problem(503, 'the verification could not be recorded; try again with the next code'),
+      problem(503, 'redis down'),
+      accepted,
+    ]);
+    const client = createTwofoldClient({ baseUrl: 'http://twofold.test', appKey: 'k', appId: 'jira', fetch });
+    await expect(client.verifyCode('c', '123456')).rejects.toMatchObject({
+      status: 503,
+      detail: expect.stringMatching(/next code/),
+    });
+    expect(requests).toHaveLength(1);
+    // A login event is safe to repeat (same id and time): retried.
+    await client.loginFailed({ username: 'bob', ip: '192.0.2.2', reason: 'bad_password' });
+    expect(requests).toHaveLength(3);
+  });
+
+  it('are never retried with retries: 0', async () => {
+    const { requests, fetch } = scriptedFetch([problem(503, 'down')]);
+    const client = createTwofoldClient({
+      baseUrl: 'http://t',
+      appKey: 'k',
+      appId: 'jira',
+      fetch,
+      retries: 0,
+    });
+    await expect(client.sessionStatus('sso')).rejects.toMatchObject({ status: 503, detail: 'down' });
+    expect(requests).toHaveLength(1);
+  });
+});
+
+describe('decide', () => {
+  it('asks the api for a wait it accepts (1 ms to 30 s, whole)', async () => {
+    const { requests, fetch } = scriptedFetch([accepted, accepted]);
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const login = { username: 'a', ssoToken: 's', ip: '192.0.2.1' };
+    expect(await client.decide(login, { timeoutMs: 120_000 })).toMatchObject({ decision: 'undecided' });
+    await client.decide(login, { timeoutMs: 0.5 });
+    expect(requests.map((r) => new URL(r.url).searchParams.get('timeoutMs'))).toEqual(['30000', '1']);
   });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   hashSessionToken,
   type DecisionKind,
@@ -24,6 +25,15 @@ export interface TwofoldClientOptions {
   timeoutMs?: number;
   /** A fetch implementation (defaults to the global one). */
   fetch?: typeof fetch;
+  /**
+   * Retries of a request the api refused for now (429, 503) or, for requests that are safe
+   * to repeat (login events, which always carry an id and time, and reads), that a proxy or
+   * the network lost (502, 504, connection errors). Each waits `Retry-After` when the api
+   * sends one, else a growing delay. Default 2; 0 turns retries off.
+   */
+  retries?: number;
+  /** Longest wait before one retry (ms, default 5 000): a longer `Retry-After` is thrown to the caller. */
+  maxRetryDelayMs?: number;
 }
 
 /** An RFC 9457 problem the api answered with; `detail` says what to fix. */
@@ -48,6 +58,55 @@ export class TwofoldApiError extends Error {
   }
 }
 
+/** The api's problem+json (or, from a proxy, whatever it answered) as a TwofoldApiError. */
+function problemError(res: Response, parsed: unknown, text: string): TwofoldApiError {
+  const problem = (parsed && typeof parsed === 'object' ? parsed : {}) as {
+    type?: unknown;
+    title?: unknown;
+    detail?: unknown;
+    retryAfterSeconds?: unknown;
+  };
+  const str = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
+  const header = Number(res.headers.get('retry-after'));
+  const fromBody = Number(problem.retryAfterSeconds);
+  const retryAfter =
+    Number.isFinite(header) && header > 0
+      ? header
+      : Number.isFinite(fromBody) && fromBody > 0
+        ? fromBody
+        : undefined;
+  return new TwofoldApiError(
+    res.status,
+    str(problem.type) ?? 'about:blank',
+    str(problem.title) ?? res.statusText,
+    str(problem.detail) ?? (text.slice(0, 200) || `HTTP ${res.status}`),
+    retryAfter,
+  );
+}
+
+/** How long to wait before trying a failed request again, or undefined: do not retry. */
+function retryDelay(err: unknown, idempotent: boolean, attempt: number, maxMs: number): number | undefined {
+  const backoff = Math.min(maxMs, 250 * 2 ** attempt * (0.5 + Math.random() / 2));
+  if (err instanceof TwofoldApiError) {
+    // 429, and 503 with Retry-After (a replica shutting down), are refusals before anything
+    // was done. A 503 without it may come after part of the work (a code verified whose
+    // announcement failed: its step is spent, the api asks for the next code), and 502/504 (a
+    // proxy) may hide a request that went through: only one safe to repeat goes again.
+    const retry =
+      err.status === 429 ||
+      (err.status === 503 && (idempotent || err.retryAfterSeconds !== undefined)) ||
+      (idempotent && (err.status === 502 || err.status === 504));
+    if (!retry) return undefined;
+    if (err.retryAfterSeconds === undefined) return backoff;
+    const wait = err.retryAfterSeconds * 1000;
+    return wait <= maxMs ? wait : undefined;
+  }
+  // The request's own deadline passed: the caller's time is spent, do not double it.
+  if ((err as Error | undefined)?.name === 'TimeoutError') return undefined;
+  // The network failed (connection refused or reset): safe to repeat only if idempotent.
+  return idempotent && err instanceof TypeError ? backoff : undefined;
+}
+
 /** Who signed in, as the app knows it. Give the raw SSO token: the SDK sends only its hash. */
 export interface SuccessfulLogin {
   username: string;
@@ -63,7 +122,10 @@ export interface SuccessfulLogin {
   amr?: string[];
   groups?: string[];
   userAgent?: string;
-  /** Idempotency key; a fresh UUID when absent. Reuse it when retrying the same login. */
+  /**
+   * Idempotency key; a fresh UUID when absent (made by the SDK, so its own retries reuse it).
+   * Reuse it when retrying the same login.
+   */
   eventId?: string;
   /**
    * When it happened (default: now). With an `eventId` the client sends the time of its
@@ -200,11 +262,14 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
   const doFetch = options.fetch ?? fetch;
   const timeoutMs = options.timeoutMs ?? 10_000;
 
-  async function call<T>(
+  const retries = Math.max(0, Math.floor(options.retries ?? 2));
+  const maxRetryDelayMs = options.maxRetryDelayMs ?? 5_000;
+
+  async function callOnce<T>(
     method: string,
     path: string,
-    body?: unknown,
-    extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[] } = {},
+    body: unknown,
+    extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[] },
   ): Promise<{ status: number; body: T }> {
     const res = await doFetch(`${base}${path}`, {
       method,
@@ -225,25 +290,45 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
       parsed = undefined;
     }
     if (res.ok || extra.accept?.includes(res.status)) return { status: res.status, body: parsed as T };
-    const problem = (parsed ?? {}) as { type?: string; title?: string; detail?: string };
-    const retryAfter = Number(res.headers.get('retry-after'));
-    throw new TwofoldApiError(
-      res.status,
-      problem.type ?? 'about:blank',
-      problem.title ?? res.statusText,
-      problem.detail ?? (text.slice(0, 200) || `HTTP ${res.status}`),
-      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
-    );
+    throw problemError(res, parsed, text);
+  }
+
+  async function call<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    extra: {
+      headers?: Record<string, string>;
+      timeoutMs?: number;
+      accept?: number[];
+      /** Sending it twice does the same as once (a read, or an event with its id and time). */
+      idempotent?: boolean;
+    } = {},
+  ): Promise<{ status: number; body: T }> {
+    const idempotent = extra.idempotent ?? method === 'GET';
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await callOnce<T>(method, path, body, extra);
+      } catch (err) {
+        if (attempt >= retries) throw err;
+        const delay = retryDelay(err, idempotent, attempt, maxRetryDelayMs);
+        if (delay === undefined) throw err;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   // The time each event id was first sent, so a retry with the same id is the same event:
   // the api stamps "now" on an event without a time, and the audit is unique by id and time.
   const firstSent = new Map<string, string>();
   const identity = (input: { eventId?: string; time?: Date }) => {
-    if (!input.eventId) return input.time ? { time: input.time.toISOString() } : {};
+    // Without an id the SDK makes one, and stamps the time, so that its own retries (and the
+    // api's idempotency and the audit, keyed on both) see one event.
+    if (!input.eventId) return { id: randomUUID(), time: (input.time ?? new Date()).toISOString() };
     let time = input.time?.toISOString() ?? firstSent.get(input.eventId);
-    if (time === undefined) {
-      time = new Date().toISOString();
+    if (time === undefined) time = new Date().toISOString();
+    if (!firstSent.has(input.eventId)) {
+      // A time given on the first attempt is the one a retry without it must send again.
       if (firstSent.size >= 10_000) firstSent.delete(firstSent.keys().next().value!);
       firstSent.set(input.eventId, time);
     }
@@ -274,15 +359,16 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
 
   return {
     loginSucceeded: async (login) =>
-      (await call<{ id: string }>('POST', '/v1/login-events', succeeded(login))).body,
+      (await call<{ id: string }>('POST', '/v1/login-events', succeeded(login), { idempotent: true })).body,
 
     async decide(login, decideOptions = {}) {
-      const wait = decideOptions.timeoutMs ?? 5_000;
+      // The api waits 1 ms to 30 s (a whole number); anything else would be refused with 400.
+      const wait = Math.min(30_000, Math.max(1, Math.round(decideOptions.timeoutMs ?? 5_000) || 5_000));
       const res = await call<SecondFactorDecision | { id: string }>(
         'POST',
         `/v1/login-events?wait=decision&timeoutMs=${wait}`,
         succeeded(login),
-        { timeoutMs: timeoutMs + wait },
+        { timeoutMs: timeoutMs + wait, idempotent: true },
       );
       if (res.status === 200) return res.body as SecondFactorDecision;
       return { decision: 'undecided', loginEventId: (res.body as { id: string }).id };
@@ -301,7 +387,7 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
           ...(login.userAgent !== undefined ? { userAgent: login.userAgent } : {}),
         },
       };
-      return (await call<{ id: string }>('POST', '/v1/login-events', body)).body;
+      return (await call<{ id: string }>('POST', '/v1/login-events', body, { idempotent: true })).body;
     },
 
     async logout(input) {
@@ -311,7 +397,7 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
         ...identity(input),
         data: { appId: options.appId, session: hashSessionToken(input.ssoToken) },
       };
-      return (await call<{ id: string }>('POST', '/v1/login-events', body)).body;
+      return (await call<{ id: string }>('POST', '/v1/login-events', body, { idempotent: true })).body;
     },
 
     sessionStatus: async (ssoToken) =>

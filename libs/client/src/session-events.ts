@@ -18,6 +18,12 @@ export interface SessionEventsOptions {
   /** Connection problems; the subscription keeps reconnecting unless the key is refused. */
   onError?: (err: Error) => void;
   onOpen?: () => void;
+  /**
+   * Longest silence (ms) on a connection, from the request to its headers and between two
+   * chunks, before it is taken for dead and reconnected. The api sends a heartbeat every
+   * 15 s. Default 45 000.
+   */
+  idleTimeoutMs?: number;
   /** First reconnect delay (doubles up to maxReconnectDelayMs). */
   reconnectDelayMs?: number;
   maxReconnectDelayMs?: number;
@@ -51,6 +57,18 @@ const sleep = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
   });
 
+/** What a refusal said: the problem+json `detail` when there is one, else the start of the body. */
+async function refusalDetail(response: Response): Promise<string> {
+  const text = await response.text().catch(() => '');
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    if (typeof detail === 'string' && detail) return detail;
+  } catch {
+    /* not JSON */
+  }
+  return text.slice(0, 200);
+}
+
 /**
  * Subscribes to `GET /v1/session-events` (server-sent events) and keeps the subscription
  * alive: on any disconnect it reconnects with backoff and `Last-Event-ID`, so no event is
@@ -61,11 +79,13 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
   const url = `${options.baseUrl.replace(/\/+$/, '')}/v1/session-events`;
   const firstDelay = options.reconnectDelayMs ?? 500;
   const maxDelay = options.maxReconnectDelayMs ?? 30_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
   const closed = new AbortController();
   let lastEventId = options.lastEventId;
   let connection: AbortController | undefined;
   let serverRetry: number | undefined;
   let manual = false;
+  let wake: AbortController | undefined;
   const seen = new Set<string>();
   const remember = (id: string) => {
     seen.add(id);
@@ -73,65 +93,96 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
   };
 
   async function connectOnce(): Promise<void> {
-    connection = new AbortController();
-    const signal = AbortSignal.any([closed.signal, connection.signal]);
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${options.appKey}`,
-      accept: 'text/event-stream',
+    const current = new AbortController();
+    connection = current;
+    const signal = AbortSignal.any([closed.signal, current.signal]);
+    // A connection that says nothing (not even the heartbeat) for this long is dead: a
+    // half-open TCP connection would otherwise be waited on for ever.
+    let idle = false;
+    let idleTimer: ReturnType<typeof setTimeout> | undefined;
+    const stillAlive = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => ((idle = true), current.abort()), idleTimeoutMs);
     };
-    if (lastEventId) headers['last-event-id'] = lastEventId;
-    const response = await doFetch(url, { headers, signal });
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel();
-      throw new SessionEventsAuthError(response.status);
-    }
-    if (!response.ok || !response.body) {
-      await response.body?.cancel();
-      throw new Error(`GET /v1/session-events answered HTTP ${response.status}`);
-    }
-    options.onOpen?.();
-    // Events are handled one after another; the parser queues them meanwhile.
-    let chain = Promise.resolve();
-    let failure: unknown;
-    const parser = createSseParser({
-      onRetry: (ms) => (serverRetry = ms),
-      onEvent: (sse) => {
-        chain = chain.then(async () => {
-          if (failure !== undefined || closed.signal.aborted) return;
-          if (sse.event === 'gap') {
-            options.onGap?.();
-            return;
-          }
-          if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
-          try {
-            const event = JSON.parse(sse.data) as SessionEvent;
-            // Deliveries are at least once: an event re-announced after a broadcaster retry
-            // carries the same id, and is handed over once.
-            if (!seen.has(event.id)) {
-              await options.onEvent(event, { id: sse.id });
-              remember(event.id);
-            }
-            lastEventId = sse.id;
-          } catch (err) {
-            failure = err;
-            connection?.abort();
-          }
-        });
-      },
-    });
-    const decoder = new TextDecoder();
-    let streamError: unknown;
+    const idleError = () =>
+      new Error(`no data from GET /v1/session-events for ${idleTimeoutMs} ms; reconnecting`);
+    stillAlive();
     try {
-      for await (const chunk of response.body) {
-        parser.push(decoder.decode(chunk as Uint8Array, { stream: true }));
-        if (failure !== undefined) break;
+      const headers: Record<string, string> = {
+        authorization: `Bearer ${options.appKey}`,
+        accept: 'text/event-stream',
+      };
+      if (lastEventId) headers['last-event-id'] = lastEventId;
+      let response: Response;
+      try {
+        response = await doFetch(url, { headers, signal });
+      } catch (err) {
+        throw idle ? idleError() : err;
       }
-    } catch (err) {
-      streamError = err;
+      if (response.status === 401 || response.status === 403) {
+        await response.body?.cancel();
+        throw new SessionEventsAuthError(response.status);
+      }
+      if (!response.ok || !response.body) {
+        const detail = response.ok ? '' : await refusalDetail(response);
+        throw new Error(
+          `GET /v1/session-events answered HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
+        );
+      }
+      options.onOpen?.();
+      // Events are handled one after another; the parser queues those of one chunk meanwhile,
+      // and the next chunk is read only once they are handled: a slow handler slows the
+      // stream (the api cuts off a client too far behind, which then resumes with
+      // Last-Event-ID) instead of piling events up in memory.
+      let chain = Promise.resolve();
+      let failure: unknown;
+      const parser = createSseParser({
+        onRetry: (ms) => (serverRetry = ms),
+        onEvent: (sse) => {
+          chain = chain.then(async () => {
+            if (failure !== undefined || closed.signal.aborted) return;
+            if (sse.event === 'gap') {
+              options.onGap?.();
+              return;
+            }
+            if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
+            try {
+              const event = JSON.parse(sse.data) as SessionEvent;
+              // Deliveries are at least once: an event re-announced after a broadcaster retry
+              // carries the same id, and is handed over once.
+              if (!seen.has(event.id)) {
+                await options.onEvent(event, { id: sse.id });
+                remember(event.id);
+              }
+              lastEventId = sse.id;
+            } catch (err) {
+              failure = err;
+              current.abort();
+            }
+          });
+        },
+      });
+      const decoder = new TextDecoder();
+      let streamError: unknown;
+      try {
+        for await (const chunk of response.body) {
+          clearTimeout(idleTimer);
+          parser.push(decoder.decode(chunk as Uint8Array, { stream: true }));
+          await chain;
+          if (failure !== undefined) break;
+          stillAlive();
+        }
+      } catch (err) {
+        streamError = err;
+      }
+      clearTimeout(idleTimer);
+      await chain;
+      if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
+      if (idle) throw idleError();
+      if (streamError !== undefined) throw streamError;
+    } finally {
+      clearTimeout(idleTimer);
     }
-    await chain;
-    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
-    if (streamError !== undefined) throw streamError;
   }
 
   const running = (async () => {
@@ -156,7 +207,11 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       // A connection that lived a while, or a reconnect asked for, starts the backoff over.
       if (Date.now() - started > 10_000 || manual) attempt = 0;
       manual = false;
-      await sleep(Math.min(maxDelay, (serverRetry ?? firstDelay) * 2 ** attempt), closed.signal);
+      wake = new AbortController();
+      await sleep(
+        Math.min(maxDelay, (serverRetry ?? firstDelay) * 2 ** attempt),
+        AbortSignal.any([closed.signal, wake.signal]),
+      );
       attempt = Math.min(attempt + 1, 16);
     }
   })();
@@ -168,6 +223,7 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
     reconnect() {
       manual = true;
       connection?.abort();
+      wake?.abort(); // while waiting to reconnect: now
     },
     async close() {
       closed.abort();

@@ -1,0 +1,177 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { subscribeSessionEvents, type SessionEventsSubscription } from './session-events.js';
+import type { SessionEvent } from './session-event.js';
+
+const encoder = new TextEncoder();
+const frame = (n: number, type = 'twofold.session.revoked') =>
+  `id: ${n}-0\nevent: ${type}\ndata: ${JSON.stringify({
+    specversion: '1.0',
+    id: `evt-${n}`,
+    type,
+    source: 'service/session-broadcaster',
+    subject: 's',
+    time: '2026-12-07T10:00:00.000Z',
+    data: { session: `s${n}`, reason: 'logout' },
+  })}\n\n`;
+
+/** A stream that hands out `frames` one per pull, counting the pulls, then stays open. */
+function pulledStream(frames: string[], signal?: AbortSignal | null) {
+  const state = { pulls: 0 };
+  const body = new ReadableStream<Uint8Array>(
+    {
+      // Like fetch's own body: aborting the request errors the stream.
+      start(controller) {
+        signal?.addEventListener('abort', () => controller.error(signal.reason), { once: true });
+      },
+      pull(controller): Promise<void> | undefined {
+        const next = frames[state.pulls++];
+        if (next === undefined) return new Promise<void>(() => {}); // open, silent
+        controller.enqueue(encoder.encode(next));
+        return undefined;
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  return { body, state };
+}
+
+const opened: SessionEventsSubscription[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+const subscribe = (...args: Parameters<typeof subscribeSessionEvents>) => {
+  const s = subscribeSessionEvents(...args);
+  opened.push(s);
+  return s;
+};
+const until = async (check: () => boolean, ms = 2_000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('subscribeSessionEvents', () => {
+  it('reads no further while a handler is busy (the stream, not memory, takes the backlog)', async () => {
+    const frames = Array.from({ length: 500 }, (_, i) => frame(i + 1));
+    let stream: ReturnType<typeof pulledStream> | undefined;
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      stream = pulledStream(frames, init?.signal);
+      return new Response(stream.body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
+    }) as typeof globalThis.fetch;
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    const handled: string[] = [];
+    subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      onEvent: async (event) => {
+        handled.push(event.id);
+        if (handled.length === 1) await blocked;
+      },
+    });
+    await until(() => handled.length === 1);
+    await new Promise((r) => setTimeout(r, 100));
+    // One chunk being handled, at most a couple buffered by the stream: not all 500.
+    expect(stream!.state.pulls).toBeLessThan(5);
+    release();
+    await until(() => handled.length === 500);
+    expect(handled.slice(0, 3)).toEqual(['evt-1', 'evt-2', 'evt-3']);
+  });
+
+  it('hands an event whose handler threw over again, resuming after the last one handled', async () => {
+    const requests: (string | null)[] = [];
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      requests.push(new Headers(init?.headers).get('last-event-id'));
+      const from = requests.length === 1 ? 1 : 2;
+      const { body } = pulledStream([frame(from), frame(from + 1), from === 1 ? frame(3) : ''], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const handled: string[] = [];
+    const errors: Error[] = [];
+    let thrown = false;
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err),
+      onEvent: (event: SessionEvent) => {
+        handled.push(event.id);
+        if (event.id === 'evt-2' && !thrown) {
+          thrown = true;
+          throw new Error('store down');
+        }
+      },
+    });
+    await until(() => handled.includes('evt-3'));
+    expect(handled).toEqual(['evt-1', 'evt-2', 'evt-2', 'evt-3']);
+    expect(requests).toEqual([null, '1-0']);
+    expect(errors.map((e) => e.message)).toContain('store down');
+    expect(sub.lastEventId).toBe('3-0');
+  });
+
+  it('reconnects a connection that went silent (no heartbeat), and one whose headers never came', async () => {
+    const requests: (string | null)[] = [];
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      requests.push(new Headers(init?.headers).get('last-event-id'));
+      if (requests.length === 2) {
+        // Never answers: only the abort ends it.
+        return new Promise<Response>((_, reject) =>
+          init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error), { once: true }),
+        );
+      }
+      const { body } = pulledStream(requests.length === 1 ? [frame(1)] : [], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const errors: string[] = [];
+    subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      idleTimeoutMs: 50,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err.message),
+      onEvent: () => {},
+    });
+    await until(() => requests.length >= 3);
+    expect(requests.slice(0, 3)).toEqual([null, '1-0', '1-0']);
+    expect(errors[0]).toMatch(/no data .* for 50 ms/);
+  });
+
+  it("reports the api's problem detail when it refuses the stream, and surfaces gaps", async () => {
+    let calls = 0;
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      calls++;
+      if (calls === 1) {
+        return new Response(
+          JSON.stringify({ status: 503, detail: 'the session event stream is not running' }),
+          {
+            status: 503,
+            headers: { 'content-type': 'application/problem+json' },
+          },
+        );
+      }
+      const { body } = pulledStream(['event: gap\ndata: {"detail":"trimmed"}\n\n'], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const errors: string[] = [];
+    let gaps = 0;
+    subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      lastEventId: '1-0',
+      fetch,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err.message),
+      onGap: () => gaps++,
+      onEvent: () => {},
+    });
+    await until(() => gaps === 1);
+    expect(errors[0]).toBe(
+      'GET /v1/session-events answered HTTP 503: the session event stream is not running',
+    );
+  });
+});
