@@ -40,19 +40,52 @@ export async function deleteTopics(kafka: Kafka, names: readonly string[]): Prom
   }
 }
 
-/** Whether the cluster answers a metadata request: the readiness signal for Kafka. */
-export async function pingKafka(kafka: Kafka): Promise<boolean> {
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.describeCluster();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
+/**
+ * The readiness check for Kafka: whether the cluster answers a metadata request. One admin
+ * connection is kept between checks (a probe every few seconds used to open one each time),
+ * and dropped after a failure so the next check starts afresh. A check answers within
+ * `timeoutMs` (a probe must not wait out the client's retries), and checks that overlap
+ * share one request, so slow probes do not pile up.
+ */
+export function createKafkaPing(kafka: Kafka, options: { timeoutMs?: number } = {}) {
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  let admin: Admin | undefined;
+  let inFlight: Promise<boolean> | undefined;
+
+  async function check(): Promise<boolean> {
+    const current = (admin ??= kafka.admin({ retry: { retries: 0 } }));
+    try {
+      await current.connect();
+      await current.describeCluster();
+      return true;
+    } catch {
+      if (admin === current) admin = undefined;
+      await current.disconnect().catch(() => undefined);
+      return false;
+    }
   }
+
+  return {
+    ping(): Promise<boolean> {
+      inFlight ??= check().finally(() => (inFlight = undefined));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+      return Promise.race([inFlight, late]).finally(() => clearTimeout(timer));
+    },
+    /** Disconnects, waiting at most a second: a check stuck on a silent broker must not hold up shutdown. */
+    async close(): Promise<void> {
+      const current = admin;
+      admin = undefined;
+      if (!current) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        current.disconnect().catch(() => undefined),
+        new Promise<void>((resolve) => (timer = setTimeout(resolve, 1_000))),
+      ]).finally(() => clearTimeout(timer));
+    },
+  };
 }
+export type KafkaPing = ReturnType<typeof createKafkaPing>;
 
 export interface PartitionLag {
   readonly topic: string;
