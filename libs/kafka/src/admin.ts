@@ -87,6 +87,19 @@ export function createKafkaPing(kafka: Kafka, options: { timeoutMs?: number } = 
 }
 export type KafkaPing = ReturnType<typeof createKafkaPing>;
 
+/**
+ * One check on a connection of its own, for scripts that wait for Kafka to come up (a cold
+ * broker may take seconds to answer its first metadata request: 10 s by default).
+ */
+export async function pingKafka(kafka: Kafka, options: { timeoutMs?: number } = {}): Promise<boolean> {
+  const ping = createKafkaPing(kafka, { timeoutMs: options.timeoutMs ?? 10_000 });
+  try {
+    return await ping.ping();
+  } finally {
+    await ping.close();
+  }
+}
+
 export interface PartitionLag {
   readonly topic: string;
   readonly partition: number;
