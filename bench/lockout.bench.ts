@@ -23,7 +23,14 @@ import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { loadCommonConfig } from '@twofold/config';
 import { createEvent, topicCatalog, type AnyTwofoldEvent } from '@twofold/contracts';
-import { createEventProducer, createKafka, deleteTopics, ensureTopics, groupLag } from '@twofold/kafka';
+import {
+  createEventProducer,
+  createKafka,
+  deleteTopics,
+  ensureTopics,
+  groupLag,
+  kafkaConnectionOptions,
+} from '@twofold/kafka';
 import { createRedis, waitForRedis } from '@twofold/redis';
 import { lockoutKeys, lockoutSourceOf } from '@twofold/state';
 import { createLogger } from '@twofold/telemetry';
@@ -133,7 +140,12 @@ export async function runLockoutBench(opts: { quick: boolean }): Promise<Record<
   const config = loadCommonConfig('bench', env);
   const logger = createLogger({ service: 'bench', level: 'warn' });
   const topics = topicCatalog(config.kafka.topicPrefix);
-  const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `bench-${id}`, logger });
+  const kafka = createKafka({
+    brokers: config.kafka.brokers,
+    clientId: `bench-${id}`,
+    logger,
+    ...kafkaConnectionOptions(config.kafka),
+  });
   await ensureTopics(kafka, topics, { partitions: PARTITIONS });
   const producer = createEventProducer(kafka, { topics, logger });
   await producer.connect();

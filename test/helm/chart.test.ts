@@ -285,7 +285,8 @@ describe('per service', () => {
       const secrets = (podOf(d).containers[0]!.env ?? [])
         .filter((e) => e.valueFrom?.secretKeyRef)
         .map((e) => e.name);
-      const expected = ['DATABASE_URL', 'REDIS_URL'];
+      // KAFKA_SASL_PASSWORD: every service talks to Kafka (optional while kafka.sasl.mechanism is empty).
+      const expected = ['DATABASE_URL', 'REDIS_URL', 'KAFKA_SASL_PASSWORD'];
       // Only the api decrypts TOTP secrets (codes are verified there) and checks the admin key.
       if (componentOf(d) === 'api') expected.push('TWOFOLD_MASTER_KEYS', 'TWOFOLD_ADMIN_KEY');
       expect(secrets.sort(), d.metadata.name).toEqual(expected.sort());
@@ -335,6 +336,123 @@ describe('per service', () => {
     const migrate = ofKind(ms, 'Job').find((j) => j.metadata.name === 'twofold-migrate')!;
     expect(podOf(migrate).containers[0]!.command).toEqual(['node', 'libs/store/dist/migrate-main.js']);
     for (const job of ofKind(ms, 'Job')) expectRestricted(job.metadata.name, podOf(job));
+  });
+});
+
+describe('Kafka TLS and SASL', () => {
+  const SECURE = [
+    'kafka.ssl.enabled=true',
+    'kafka.ssl.caSecret=kafka-ca',
+    'kafka.sasl.mechanism=scram-sha-512',
+    'kafka.sasl.username=twofold',
+    'secrets.kafkaSaslPassword=s3cret',
+  ];
+  type Env = {
+    name: string;
+    value?: string;
+    valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean } };
+  };
+  const envOf = (m: Manifest) => (podOf(m).containers[0]!.env ?? []) as Env[];
+  const mountsOf = (m: Manifest) =>
+    (podOf(m).containers[0] as { volumeMounts?: { name: string; mountPath: string }[] }).volumeMounts ?? [];
+  const volumesOf = (m: Manifest) =>
+    (podOf(m) as { volumes?: { name: string; secret?: { secretName: string } }[] }).volumes ?? [];
+
+  it('are off by default: plain text, no SASL, the password optional so an existing Secret need not hold it', async () => {
+    const ms = await manifests([MINIMAL]);
+    const cm = ofKind(ms, 'ConfigMap')[0]!;
+    expect(cm.data).toMatchObject({
+      KAFKA_SSL: 'false',
+      KAFKA_SSL_CA_FILE: '',
+      KAFKA_SASL_MECHANISM: '',
+      KAFKA_SASL_USERNAME: '',
+    });
+    for (const d of ofKind(ms, 'Deployment')) {
+      const password = envOf(d).find((e) => e.name === 'KAFKA_SASL_PASSWORD');
+      expect(password?.valueFrom?.secretKeyRef, d.metadata.name).toMatchObject({
+        key: 'KAFKA_SASL_PASSWORD',
+        optional: true,
+      });
+      expect(
+        volumesOf(d).map((v) => v.name),
+        d.metadata.name,
+      ).not.toContain('kafka-ca');
+    }
+    const topics = ofKind(ms, 'Job').find((j) => j.metadata.name === 'twofold-topics')!;
+    expect(envOf(topics).find((e) => e.name === 'KAFKA_SASL_PASSWORD')).toBeUndefined();
+  });
+
+  it('reach every Deployment and the topics Job: settings, the password from the Secret, the CA mounted', async () => {
+    const ms = await manifests([MINIMAL], SECURE);
+    const cm = ofKind(ms, 'ConfigMap')[0]!;
+    expect(cm.data).toMatchObject({
+      KAFKA_SSL: 'true',
+      KAFKA_SSL_CA_FILE: '/etc/twofold/kafka-ca/ca.crt',
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'twofold',
+    });
+    expect(JSON.stringify(cm)).not.toContain('s3cret');
+    const secret = ofKind(ms, 'Secret').find((m) => m.metadata.name === 'twofold')!;
+    expect(Buffer.from(secret.data!['KAFKA_SASL_PASSWORD']!, 'base64').toString()).toBe('s3cret');
+    const deployments = ofKind(ms, 'Deployment');
+    expect(deployments.length).toBeGreaterThan(0);
+    for (const d of deployments) {
+      const password = envOf(d).find((e) => e.name === 'KAFKA_SASL_PASSWORD');
+      expect(password?.valueFrom?.secretKeyRef, d.metadata.name).toEqual({
+        name: 'twofold',
+        key: 'KAFKA_SASL_PASSWORD',
+      });
+      expect(volumesOf(d).find((v) => v.name === 'kafka-ca')?.secret?.secretName, d.metadata.name).toBe(
+        'kafka-ca',
+      );
+      expect(mountsOf(d), d.metadata.name).toContainEqual(
+        expect.objectContaining({ name: 'kafka-ca', mountPath: '/etc/twofold/kafka-ca' }),
+      );
+    }
+    // The topics Job runs before install, when the release Secret does not exist yet: it reads the hook copy.
+    const topics = ofKind(ms, 'Job').find((j) => j.metadata.name === 'twofold-topics')!;
+    const env = Object.fromEntries(envOf(topics).map((e) => [e.name, e]));
+    expect(env['KAFKA_SSL']?.value).toBe('true');
+    expect(env['KAFKA_SSL_CA_FILE']?.value).toBe('/etc/twofold/kafka-ca/ca.crt');
+    expect(env['KAFKA_SASL_MECHANISM']?.value).toBe('scram-sha-512');
+    expect(env['KAFKA_SASL_USERNAME']?.value).toBe('twofold');
+    expect(env['KAFKA_SASL_PASSWORD']?.valueFrom?.secretKeyRef).toEqual({
+      name: 'twofold-hook',
+      key: 'KAFKA_SASL_PASSWORD',
+    });
+    const hook = ofKind(ms, 'Secret').find((m) => m.metadata.name === 'twofold-hook')!;
+    expect(Buffer.from(hook.data!['KAFKA_SASL_PASSWORD']!, 'base64').toString()).toBe('s3cret');
+    expect(mountsOf(topics)).toContainEqual(expect.objectContaining({ name: 'kafka-ca' }));
+  });
+
+  it('keeps the hook Secret for the topics Job when migrations are off', async () => {
+    const ms = await manifests([MINIMAL], [...SECURE, 'migrations.enabled=false']);
+    expect(ofKind(ms, 'Secret').map((m) => m.metadata.name)).toContain('twofold-hook');
+  });
+
+  it('take the password from an existing Secret, required once a mechanism is set', async () => {
+    const ms = await manifests(
+      [MINIMAL],
+      [
+        'secrets.existingSecret=mine',
+        'secrets.databaseUrl=',
+        'secrets.redisUrl=',
+        'secrets.masterKeys=',
+        'secrets.adminKey=',
+        'kafka.sasl.mechanism=plain',
+        'kafka.sasl.username=twofold',
+        'kafka.ssl.enabled=true',
+      ],
+    );
+    for (const d of ofKind(ms, 'Deployment'))
+      expect(envOf(d).find((e) => e.name === 'KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef).toEqual({
+        name: 'mine',
+        key: 'KAFKA_SASL_PASSWORD',
+      });
+    const topics = ofKind(ms, 'Job').find((j) => j.metadata.name === 'twofold-topics')!;
+    expect(envOf(topics).find((e) => e.name === 'KAFKA_SASL_PASSWORD')?.valueFrom?.secretKeyRef?.name).toBe(
+      'mine',
+    );
   });
 });
 
@@ -772,6 +890,31 @@ describe('templates/validate.yaml', () => {
       "an extra volume named like the chart's /tmp volume",
       ['verifier.extraVolumes[0].name=tmp', 'verifier.extraVolumes[0].emptyDir.medium=Memory'],
       "verifier.extraVolumes: a volume named tmp clashes with the chart's own /tmp volume",
+    ],
+    [
+      'a SASL mechanism without a user name',
+      ['kafka.sasl.mechanism=scram-sha-256', 'secrets.kafkaSaslPassword=p'],
+      'kafka.sasl.mechanism is scram-sha-256 but kafka.sasl.username is empty',
+    ],
+    [
+      'a SASL mechanism without a password',
+      ['kafka.sasl.mechanism=plain', 'kafka.sasl.username=u'],
+      'kafka.sasl.mechanism is plain but secrets.kafkaSaslPassword is empty',
+    ],
+    [
+      'SASL credentials without a mechanism',
+      ['kafka.sasl.username=u'],
+      'kafka.sasl.username is set but kafka.sasl.mechanism is empty',
+    ],
+    [
+      'a Kafka CA without TLS',
+      ['kafka.ssl.caSecret=kafka-ca'],
+      'kafka.ssl.caSecret (kafka-ca) is set but kafka.ssl.enabled is false',
+    ],
+    [
+      'KEDA on a TLS Kafka without a TriggerAuthentication',
+      ['kafka.ssl.enabled=true', 'verifier.autoscaling.enabled=false', 'verifier.keda.enabled=true'],
+      'verifier: keda.enabled with Kafka TLS or SASL (kafka.ssl.enabled, kafka.sasl.mechanism) needs keda.triggerAuthenticationName',
     ],
     [
       'every service disabled',

@@ -22,7 +22,13 @@ import {
 /** Read by `@twofold/telemetry/register` (every container's `--import`), not by a config.ts. */
 const TELEMETRY_ENV = ['OTEL_SERVICE_NAME', 'OTEL_EXPORTER_OTLP_ENDPOINT'];
 /** Credentials: only ever from the Secret (secretKeyRef), never in the ConfigMap or inline. */
-const SECRET_ENV = ['DATABASE_URL', 'REDIS_URL', 'TWOFOLD_MASTER_KEYS', 'TWOFOLD_ADMIN_KEY'];
+const SECRET_ENV = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'TWOFOLD_MASTER_KEYS',
+  'TWOFOLD_ADMIN_KEY',
+  'KAFKA_SASL_PASSWORD',
+];
 /** Declared by a service but deliberately not rendered, with the reason. */
 const NOT_RENDERED: Record<string, Record<string, string>> = {
   api: {

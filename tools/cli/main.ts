@@ -32,8 +32,8 @@ export async function runCli(
       'after',
       `
 Settings: TWOFOLD_API_URL and TWOFOLD_ADMIN_KEY for admin commands; DATABASE_URL (and
-DATABASE_SCHEMA) for migrate and keys rotate; user enroll also REDIS_URL, KAFKA_BROKERS and
-TWOFOLD_MASTER_KEYS/TWOFOLD_ACTIVE_KEY_ID. Unset ones default from .twofold/local.env.`,
+DATABASE_SCHEMA) for migrate and keys rotate; user enroll also REDIS_URL, KAFKA_BROKERS (with
+KAFKA_SSL* and KAFKA_SASL_* as the services read them) and TWOFOLD_MASTER_KEYS/TWOFOLD_ACTIVE_KEY_ID. Unset ones default from .twofold/local.env.`,
     );
   for (const command of [
     migrateCommand(ctx),

@@ -1,6 +1,16 @@
-import { ConfigError, hostPorts, integer, keyRing, readEnv, str, url } from '@twofold/config';
+import {
+  ConfigError,
+  hostPorts,
+  integer,
+  kafkaSecurityEnvSpec,
+  keyRing,
+  readEnv,
+  str,
+  toKafkaSecurity,
+  url,
+} from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka } from '@twofold/kafka';
+import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
 import { createSecretKeyRing, type SecretKeyRing } from '@twofold/otp';
 import { createRedis } from '@twofold/redis';
 import { createEnrollmentsRepository, createPool, type Pool } from '@twofold/store';
@@ -51,6 +61,16 @@ export function keyRingFrom(env: CliEnv): SecretKeyRing {
   return createSecretKeyRing(settings.TWOFOLD_MASTER_KEYS, settings.TWOFOLD_ACTIVE_KEY_ID);
 }
 
+/** The kafkajs TLS and SASL options the services would use; a bad combination is a CliError. */
+function kafkaConnectionFrom(settings: Parameters<typeof toKafkaSecurity>[0]) {
+  try {
+    return kafkaConnectionOptions(toKafkaSecurity(settings));
+  } catch (err) {
+    if (err instanceof Error) throw new CliError(err.message);
+    throw err;
+  }
+}
+
 /**
  * The enrollment service as the api builds it (Postgres, Redis, the key ring, and a Kafka
  * producer so the activation is audited), for the duration of `run`.
@@ -66,6 +86,7 @@ export async function withEnrollmentService<T>(
       REDIS_URL: url({ desc: 'redis://host:port/db' }),
       REDIS_KEY_PREFIX: str({ default: 'tf:' }),
       KAFKA_BROKERS: hostPorts({ desc: 'host:port[,host:port]' }),
+      ...kafkaSecurityEnvSpec,
       TWOFOLD_TOPIC_PREFIX: str({ default: '' }),
       // The api's window: the proving code's time step is spent for as long as the api
       // would still accept it.
@@ -74,8 +95,14 @@ export async function withEnrollmentService<T>(
     env,
   );
   const keys = keyRingFrom(env);
+  const connection = kafkaConnectionFrom(settings);
   const logger = createLogger({ service: 'cli', level: 'error', destination: process.stderr });
-  const kafka = createKafka({ brokers: settings.KAFKA_BROKERS, clientId: 'twofold-cli', logger });
+  const kafka = createKafka({
+    brokers: settings.KAFKA_BROKERS,
+    clientId: 'twofold-cli',
+    logger,
+    ...connection,
+  });
   const producer = createEventProducer(kafka, {
     topics: topicCatalog(settings.TWOFOLD_TOPIC_PREFIX),
     logger,

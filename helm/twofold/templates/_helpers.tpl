@@ -141,6 +141,53 @@ when exposeAdmin and exposeDocs ask for them. /healthz, /readyz and /metrics are
       key: {{ index .ctx.Values.secrets.keys .key }}
 {{- end -}}
 
+{{/* Where the Kafka CA bundle is mounted (kafka.ssl.caSecret's ca.crt); empty without one. */}}
+{{- define "twofold.kafkaCaFile" -}}
+{{- if .Values.kafka.ssl.caSecret }}/etc/twofold/kafka-ca/ca.crt{{ end -}}
+{{- end -}}
+
+{{/* The volume of the Kafka CA bundle (a list entry), or nothing. */}}
+{{- define "twofold.kafkaCaVolume" -}}
+{{- with .Values.kafka.ssl.caSecret -}}
+- name: kafka-ca
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* The mount of the Kafka CA bundle (a list entry), or nothing. */}}
+{{- define "twofold.kafkaCaMount" -}}
+{{- if .Values.kafka.ssl.caSecret -}}
+- name: kafka-ca
+  mountPath: /etc/twofold/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* Kafka TLS and SASL as inline env (the topics Job, which runs before the ConfigMap exists; the Deployments
+read these from the ConfigMap): dict "ctx" $ "secret" <name of the Secret holding the SASL password> */}}
+{{- define "twofold.kafkaSecurityEnv" -}}
+{{- $k := .ctx.Values.kafka -}}
+- name: KAFKA_SSL
+  value: {{ $k.ssl.enabled | toString | quote }}
+- name: KAFKA_SSL_CA_FILE
+  value: {{ include "twofold.kafkaCaFile" .ctx | quote }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ $k.sasl.mechanism | quote }}
+- name: KAFKA_SASL_USERNAME
+  value: {{ $k.sasl.username | quote }}
+{{- if $k.sasl.mechanism }}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .ctx.Values.secrets.keys.kafkaSaslPassword }}
+{{- end }}
+{{- end -}}
+
 {{/* An integer value as an env var string (YAML numbers arrive as floats: 3600000 would print 3.6e+06). */}}
 {{- define "twofold.intEnv" -}}
 - name: {{ .name }}
@@ -160,6 +207,15 @@ dict "ctx" $ "component" "audit-sink" "key" "auditSink"
   value: twofold-{{ .component }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "DATABASE_URL" "key" "databaseUrl") }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "REDIS_URL" "key" "redisUrl") }}
+{{- /* Optional without a mechanism: an existing Secret need not hold a password nobody uses. */}}
+- name: KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "twofold.secretName" $ }}
+      key: {{ $.Values.secrets.keys.kafkaSaslPassword }}
+      {{- if not $.Values.kafka.sasl.mechanism }}
+      optional: true
+      {{- end }}
 {{- if eq $service "api" }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_MASTER_KEYS" "key" "masterKeys") }}
 {{ include "twofold.secretEnv" (dict "ctx" $ "name" "TWOFOLD_ADMIN_KEY" "key" "adminKey") }}
@@ -346,6 +402,9 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- with include "twofold.kafkaCaMount" $ }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- with include "twofold.mergeByKey" (dict "global" $.Values.extraVolumeMounts "own" $v.extraVolumeMounts "key" "mountPath") }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -353,6 +412,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: {{ $.Values.tmpSizeLimit }}
+        {{- with include "twofold.kafkaCaVolume" $ }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with include "twofold.mergeByKey" (dict "global" $.Values.extraVolumes "own" $v.extraVolumes "key" "name") }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -550,16 +612,22 @@ volumes:
   - name: tmp
     emptyDir:
       sizeLimit: {{ .Values.tmpSizeLimit }}
+  {{- with include "twofold.kafkaCaVolume" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
   {{- with .Values.extraVolumes }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
 {{- end -}}
 
-{{/* Mounts of a hook Job's container: /tmp and the global extraVolumeMounts (a private CA, …). The Jobs take the
+{{/* Mounts of a hook Job's container: /tmp, the Kafka CA and the global extraVolumeMounts (a private CA, …). The Jobs take the
 global extraEnv, extraEnvFrom and extraVolumes too; the per-service ones are for the Deployments. */}}
 {{- define "twofold.hookVolumeMounts" -}}
 - name: tmp
   mountPath: /tmp
+{{- with include "twofold.kafkaCaMount" . }}
+{{ . }}
+{{- end }}
 {{- with .Values.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}

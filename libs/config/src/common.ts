@@ -1,4 +1,90 @@
-import { hostPorts, integer, listenHost, millis, port, readEnv, str, url } from './env.js';
+import {
+  bool,
+  ConfigError,
+  hostPorts,
+  integer,
+  listenHost,
+  makeExactValidator,
+  millis,
+  port,
+  readEnv,
+  str,
+  url,
+} from './env.js';
+
+/** SASL mechanisms kafkajs speaks without a plugin. */
+export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+export type KafkaSaslMechanism = (typeof KAFKA_SASL_MECHANISMS)[number];
+
+/** Empty (no SASL) or one of KAFKA_SASL_MECHANISMS, in any case (`SCRAM-SHA-512` as the providers write it). */
+export const kafkaSaslMechanism = makeExactValidator<KafkaSaslMechanism | ''>((input) => {
+  const value = input.trim().toLowerCase();
+  if (value === '') return '';
+  if ((KAFKA_SASL_MECHANISMS as readonly string[]).includes(value)) return value as KafkaSaslMechanism;
+  throw new Error(`must be empty (no SASL) or one of ${KAFKA_SASL_MECHANISMS.join(', ')}, got ${input}`);
+});
+
+/**
+ * How the services reach Kafka: TLS and SASL, for managed Kafka (MSK, Confluent Cloud, Aiven).
+ * Shared by commonEnvSpec and deploy/docker/ensure-topics.mjs, which reads only Kafka settings.
+ */
+export const kafkaSecurityEnvSpec = {
+  KAFKA_SSL: bool({ default: false, desc: 'connect to the brokers over TLS' }),
+  KAFKA_SSL_CA_FILE: str({
+    default: '',
+    desc: "PEM bundle of the CAs that sign the brokers' certificates (empty: Node's CAs); needs KAFKA_SSL",
+  }),
+  KAFKA_SASL_MECHANISM: kafkaSaslMechanism({
+    default: '',
+    desc: `SASL mechanism: empty (none), ${KAFKA_SASL_MECHANISMS.join(', ')}`,
+  }),
+  KAFKA_SASL_USERNAME: str({ default: '', desc: 'SASL user name; required with KAFKA_SASL_MECHANISM' }),
+  KAFKA_SASL_PASSWORD: str({ default: '', desc: 'SASL password; required with KAFKA_SASL_MECHANISM' }),
+} as const;
+
+export interface KafkaSecurity {
+  /** TLS to the brokers; caFile replaces Node's CAs when set. */
+  readonly ssl: { readonly enabled: boolean; readonly caFile: string | undefined };
+  /** SASL credentials; undefined when no mechanism is set. */
+  readonly sasl:
+    | { readonly mechanism: KafkaSaslMechanism; readonly username: string; readonly password: string }
+    | undefined;
+}
+
+type KafkaSecurityEnv = ReturnType<typeof readEnv<typeof kafkaSecurityEnvSpec>>;
+
+/**
+ * Checks the Kafka security variables against each other (a mechanism needs a user name and a
+ * password; credentials or a CA without what uses them are a mistake, not something to ignore)
+ * and returns them as the services use them. Throws a ConfigError naming every problem; never
+ * the password's value.
+ */
+export function toKafkaSecurity(env: KafkaSecurityEnv): KafkaSecurity {
+  const problems: string[] = [];
+  const mechanism = env.KAFKA_SASL_MECHANISM;
+  if (mechanism) {
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const)
+      if (!env[name]) problems.push(`${name} is required when KAFKA_SASL_MECHANISM is set (${mechanism})`);
+  } else {
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const)
+      if (env[name])
+        problems.push(
+          `${name} is set but KAFKA_SASL_MECHANISM is empty: set the mechanism (${KAFKA_SASL_MECHANISMS.join(', ')}) or clear ${name}`,
+        );
+  }
+  const caFile = env.KAFKA_SSL_CA_FILE.trim();
+  if (caFile && !env.KAFKA_SSL)
+    problems.push(
+      'KAFKA_SSL_CA_FILE is set but KAFKA_SSL is false: set KAFKA_SSL=true or clear KAFKA_SSL_CA_FILE',
+    );
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    ssl: { enabled: env.KAFKA_SSL, caFile: caFile || undefined },
+    sasl: mechanism
+      ? { mechanism, username: env.KAFKA_SASL_USERNAME, password: env.KAFKA_SASL_PASSWORD }
+      : undefined,
+  };
+}
 
 /** Variables every twofold service reads. */
 export const commonEnvSpec = {
@@ -8,6 +94,7 @@ export const commonEnvSpec = {
   }),
   KAFKA_BROKERS: hostPorts({ desc: 'Kafka bootstrap servers, host:port[,host:port]' }),
   KAFKA_CLIENT_ID: str({ default: 'twofold' }),
+  ...kafkaSecurityEnvSpec,
   TWOFOLD_TOPIC_PREFIX: str({ default: '', desc: 'prefix for every topic name (tests, shared clusters)' }),
   TWOFOLD_GROUP_PREFIX: str({ default: '', desc: 'prefix for consumer group ids' }),
   REDIS_URL: url({ desc: 'redis://host:port/db' }),
@@ -31,7 +118,7 @@ export interface CommonConfig {
     readonly clientId: string;
     readonly topicPrefix: string;
     readonly groupPrefix: string;
-  };
+  } & KafkaSecurity;
   readonly redis: { readonly url: string; readonly keyPrefix: string };
   readonly database: { readonly url: string; readonly schema: string; readonly poolSize: number };
   readonly metricsPort: number;
@@ -50,6 +137,7 @@ export function toCommonConfig(env: CommonEnv, serviceName: string): CommonConfi
       clientId: `${env.KAFKA_CLIENT_ID}-${serviceName}`,
       topicPrefix: env.TWOFOLD_TOPIC_PREFIX,
       groupPrefix: env.TWOFOLD_GROUP_PREFIX,
+      ...toKafkaSecurity(env),
     },
     redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
     database: { url: env.DATABASE_URL, schema: env.DATABASE_SCHEMA, poolSize: env.DATABASE_POOL_SIZE },

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, integer, keyRing, loadCommonConfig, millis, readEnv, str } from './index.js';
+import {
+  ConfigError,
+  integer,
+  kafkaSecurityEnvSpec,
+  keyRing,
+  loadCommonConfig,
+  millis,
+  readEnv,
+  str,
+  toKafkaSecurity,
+} from './index.js';
 
 const valid = {
   KAFKA_BROKERS: '127.0.0.1:9092',
@@ -114,5 +124,95 @@ describe('common numeric and listen settings', () => {
     expect(problemsOf(() => loadCommonConfig('verifier', { ...valid, METRICS_HOST: 'not a host' }))).toEqual([
       expect.stringMatching(/^METRICS_HOST: must be an IP address/),
     ]);
+  });
+});
+
+// A managed cluster's broker (TLS and SASL settings are tested against it).
+const managed = { ...valid, KAFKA_BROKERS: 'b-1.kafka.example.com:9096' };
+
+describe('Kafka TLS and SASL settings', () => {
+  it('default to plain text without SASL', () => {
+    const { kafka } = loadCommonConfig('verifier', managed);
+    expect(kafka.ssl).toEqual({ enabled: false, caFile: undefined });
+    expect(kafka.sasl).toBeUndefined();
+  });
+
+  it('read TLS with a CA file and SCRAM credentials, frozen with the rest', () => {
+    const { kafka } = loadCommonConfig('verifier', {
+      ...managed,
+      KAFKA_SSL: 'true',
+      KAFKA_SSL_CA_FILE: '/etc/twofold/kafka-ca/ca.crt',
+      KAFKA_SASL_MECHANISM: 'scram-sha-512',
+      KAFKA_SASL_USERNAME: 'twofold',
+      KAFKA_SASL_PASSWORD: 's3cret',
+    });
+    expect(kafka.ssl).toEqual({ enabled: true, caFile: '/etc/twofold/kafka-ca/ca.crt' });
+    expect(kafka.sasl).toEqual({ mechanism: 'scram-sha-512', username: 'twofold', password: 's3cret' });
+    expect(Object.isFrozen(kafka.sasl)).toBe(true);
+  });
+
+  it('take the mechanism in any case, as providers write it', () => {
+    const env = {
+      KAFKA_SASL_MECHANISM: ' SCRAM-SHA-256 ',
+      KAFKA_SASL_USERNAME: 'u',
+      KAFKA_SASL_PASSWORD: 'p',
+    };
+    expect(toKafkaSecurity(readEnv(kafkaSecurityEnvSpec, env)).sasl?.mechanism).toBe('scram-sha-256');
+    expect(toKafkaSecurity(readEnv(kafkaSecurityEnvSpec, { KAFKA_SASL_MECHANISM: '' })).sasl).toBeUndefined();
+  });
+
+  it('refuse an unknown mechanism and a KAFKA_SSL that is not a boolean', () => {
+    expect(
+      problemsOf(() =>
+        loadCommonConfig('verifier', { ...managed, KAFKA_SASL_MECHANISM: 'gssapi', KAFKA_SSL: 'maybe' }),
+      ),
+    ).toEqual([
+      'KAFKA_SASL_MECHANISM: must be empty (no SASL) or one of plain, scram-sha-256, scram-sha-512, got gssapi',
+      expect.stringMatching(/^KAFKA_SSL: /),
+    ]);
+  });
+
+  it('name the missing user name and password when a mechanism is set', () => {
+    expect(
+      problemsOf(() => loadCommonConfig('verifier', { ...managed, KAFKA_SASL_MECHANISM: 'plain' })),
+    ).toEqual([
+      'KAFKA_SASL_USERNAME is required when KAFKA_SASL_MECHANISM is set (plain)',
+      'KAFKA_SASL_PASSWORD is required when KAFKA_SASL_MECHANISM is set (plain)',
+    ]);
+    expect(
+      problemsOf(() =>
+        loadCommonConfig('verifier', { ...managed, KAFKA_SASL_MECHANISM: 'plain', KAFKA_SASL_USERNAME: 'u' }),
+      ),
+    ).toEqual(['KAFKA_SASL_PASSWORD is required when KAFKA_SASL_MECHANISM is set (plain)']);
+  });
+
+  it('refuse credentials without a mechanism and a CA file without TLS, instead of ignoring them', () => {
+    expect(
+      problemsOf(() =>
+        loadCommonConfig('verifier', {
+          ...managed,
+          KAFKA_SASL_USERNAME: 'u',
+          KAFKA_SASL_PASSWORD: 'p',
+          KAFKA_SSL_CA_FILE: '/ca.pem',
+        }),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^KAFKA_SASL_USERNAME is set but KAFKA_SASL_MECHANISM is empty/),
+      expect.stringMatching(/^KAFKA_SASL_PASSWORD is set but KAFKA_SASL_MECHANISM is empty/),
+      'KAFKA_SSL_CA_FILE is set but KAFKA_SSL is false: set KAFKA_SSL=true or clear KAFKA_SSL_CA_FILE',
+    ]);
+  });
+
+  it('never put the password in an error message', () => {
+    const message = problemsOf(() =>
+      loadCommonConfig('verifier', { ...managed, KAFKA_SASL_PASSWORD: 'hunter2-do-not-print' }),
+    ).join('\n');
+    expect(message).toContain('KAFKA_SASL_PASSWORD');
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('are part of the shared spec every service reads', async () => {
+    const { commonEnvSpec } = await import('./index.js');
+    for (const name of Object.keys(kafkaSecurityEnvSpec)) expect(Object.keys(commonEnvSpec)).toContain(name);
   });
 });

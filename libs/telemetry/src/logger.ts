@@ -33,6 +33,9 @@ export const REDACTED_PATHS = [
   'config.adminKey',
   'config.masterKeys',
   'config.database.url',
+  'config.kafka.sasl.password',
+  'kafka.sasl.password',
+  'sasl.password',
 ];
 
 export interface LoggerSettings {
