@@ -34,14 +34,7 @@ import {
   type AnyTwofoldEvent,
   type TopicRole,
 } from '@twofold/contracts';
-import {
-  createEventProducer,
-  createKafka,
-  deleteTopics,
-  ensureTopics,
-  groupLag,
-  kafkaConnectionOptions,
-} from '@twofold/kafka';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics, groupLag } from '@twofold/kafka';
 import { createAuditRepository, createPool, quoteIdent, runMigrations, type AuditRow } from '@twofold/store';
 import { createLogger } from '@twofold/telemetry';
 import { REPO_ROOT, stackEnv } from '../test/support/stack.js';
@@ -246,12 +239,7 @@ export async function runAuditSinkBench(opts: { quick: boolean }): Promise<Recor
   const config = loadCommonConfig('bench', env);
   const logger = createLogger({ service: 'bench-audit', level: 'warn' });
   const topics = topicCatalog(config.kafka.topicPrefix);
-  const kafka = createKafka({
-    brokers: config.kafka.brokers,
-    clientId: id,
-    logger,
-    ...kafkaConnectionOptions(config.kafka),
-  });
+  const kafka = createKafka({ ...config.kafka, clientId: id, logger });
   await ensureTopics(kafka, topics, { partitions: DEFAULT_PARTITIONS });
   await runMigrations({ databaseUrl: config.database.url, schema: config.database.schema });
   const producer = createEventProducer(kafka, { topics, logger });

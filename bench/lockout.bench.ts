@@ -23,14 +23,7 @@ import { createServer } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { loadCommonConfig } from '@twofold/config';
 import { createEvent, topicCatalog, type AnyTwofoldEvent } from '@twofold/contracts';
-import {
-  createEventProducer,
-  createKafka,
-  deleteTopics,
-  ensureTopics,
-  groupLag,
-  kafkaConnectionOptions,
-} from '@twofold/kafka';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics, groupLag } from '@twofold/kafka';
 import { createRedis, waitForRedis } from '@twofold/redis';
 import { lockoutKeys, lockoutSourceOf } from '@twofold/state';
 import { createLogger } from '@twofold/telemetry';
@@ -140,12 +133,7 @@ export async function runLockoutBench(opts: { quick: boolean }): Promise<Record<
   const config = loadCommonConfig('bench', env);
   const logger = createLogger({ service: 'bench', level: 'warn' });
   const topics = topicCatalog(config.kafka.topicPrefix);
-  const kafka = createKafka({
-    brokers: config.kafka.brokers,
-    clientId: `bench-${id}`,
-    logger,
-    ...kafkaConnectionOptions(config.kafka),
-  });
+  const kafka = createKafka({ ...config.kafka, clientId: `bench-${id}`, logger });
   await ensureTopics(kafka, topics, { partitions: PARTITIONS });
   const producer = createEventProducer(kafka, { topics, logger });
   await producer.connect();

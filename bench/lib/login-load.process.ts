@@ -5,7 +5,7 @@
 // Parent → child: { rate, seconds, seed } ; child → parent: LoadReport.
 import { loadCommonConfig } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createLogger } from '@twofold/telemetry';
 import { loginMix } from './login-mix.js';
 
@@ -28,12 +28,7 @@ export interface LoadReport {
 const TICK_MS = 20;
 const config = loadCommonConfig('bench-load');
 const logger = createLogger({ service: 'bench-load', level: 'error' });
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: 'bench-load',
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, clientId: 'bench-load', logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 await producer.connect();
 

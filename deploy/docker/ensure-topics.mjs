@@ -11,7 +11,7 @@ import {
   toKafkaSecurity,
 } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createKafka, ensureTopics, kafkaConnectionOptions, pingKafka } from '@twofold/kafka';
+import { createKafka, ensureTopics, pingKafka } from '@twofold/kafka';
 import { createLogger } from '@twofold/telemetry';
 
 function fail(message) {
@@ -46,18 +46,18 @@ try {
 // failures, so the client stays quiet unless asked to debug.
 const verbose = env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace';
 const logger = createLogger({ service: 'ensure-topics', level: verbose ? env.LOG_LEVEL : 'fatal' });
-let connection;
+let kafka;
 try {
-  connection = kafkaConnectionOptions(security);
+  kafka = createKafka({
+    brokers: env.KAFKA_BROKERS,
+    clientId: `${env.KAFKA_CLIENT_ID}-topics`,
+    logger,
+    ...security,
+  });
 } catch (err) {
+  // An unreadable KAFKA_SSL_CA_FILE.
   fail(err instanceof Error ? err.message : String(err));
 }
-const kafka = createKafka({
-  brokers: env.KAFKA_BROKERS,
-  clientId: `${env.KAFKA_CLIENT_ID}-topics`,
-  logger,
-  ...connection,
-});
 
 // A broker that just started (compose) or a rolling broker restart: wait instead of failing.
 const deadline = Date.now() + env.KAFKA_WAIT_SECONDS * 1000;

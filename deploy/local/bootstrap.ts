@@ -1,18 +1,13 @@
 // Creates the topics of CONTRACT.md and applies database migrations; run by stack.sh up.
 import { loadCommonConfig } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createKafka, ensureTopics, pingKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createKafka, ensureTopics, pingKafka } from '@twofold/kafka';
 import { runMigrations } from '@twofold/store';
 import { createLogger } from '@twofold/telemetry';
 
 const config = loadCommonConfig('bootstrap');
 const logger = createLogger({ service: 'bootstrap', level: 'warn' });
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 
 let up = false;
 for (let attempt = 0; attempt < 60 && !up; attempt++) {

@@ -3,19 +3,14 @@
 // offset commit: the window in which a crash could lose or duplicate a row.
 import { loadCommonConfig } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createAuditRepository, createPool } from '@twofold/store';
 import { createLogger, createServiceMetrics } from '@twofold/telemetry';
 import { buildAuditSink } from '../../services/audit-sink/src/audit-sink.js';
 
 const config = loadCommonConfig('audit-sink');
 const logger = createLogger({ service: 'audit-sink-test', level: 'warn' });
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: 'audit-sink-test',
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, clientId: 'audit-sink-test', logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 const pool = createPool({ url: config.database.url, schema: config.database.schema, max: 2 });
 const audit = createAuditRepository(pool);

@@ -7,7 +7,6 @@ import { topicCatalog, type TopicCatalog } from '@twofold/contracts';
 import {
   createEventProducer,
   createKafka,
-  kafkaConnectionOptions,
   deleteTopics,
   ensureTopics,
   type EventProducer,
@@ -62,12 +61,7 @@ export async function isolated(name: string, options: IsolationOptions = {}): Pr
   const config = loadCommonConfig('test', env);
   const logger = quietLogger();
   const topics = topicCatalog(config.kafka.topicPrefix);
-  const kafka = createKafka({
-    brokers: config.kafka.brokers,
-    clientId: `test-${id}`,
-    logger,
-    ...kafkaConnectionOptions(config.kafka),
-  });
+  const kafka = createKafka({ ...config.kafka, clientId: `test-${id}`, logger });
   await ensureTopics(kafka, topics, { partitions: 3 });
   const producer = createEventProducer(kafka, { topics, logger });
   await producer.connect();

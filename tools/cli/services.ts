@@ -10,11 +10,11 @@ import {
   url,
 } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createSecretKeyRing, type SecretKeyRing } from '@twofold/otp';
 import { createRedis } from '@twofold/redis';
 import { createEnrollmentsRepository, createPool, type Pool } from '@twofold/store';
-import { createLogger } from '@twofold/telemetry';
+import { createLogger, type Logger } from '@twofold/telemetry';
 import { createEnrollmentService, type EnrollmentService } from '@twofold/verification';
 import { CliError, type CliEnv } from './settings.js';
 
@@ -61,10 +61,18 @@ export function keyRingFrom(env: CliEnv): SecretKeyRing {
   return createSecretKeyRing(settings.TWOFOLD_MASTER_KEYS, settings.TWOFOLD_ACTIVE_KEY_ID);
 }
 
-/** The kafkajs TLS and SASL options the services would use; a bad combination is a CliError. */
-function kafkaConnectionFrom(settings: Parameters<typeof toKafkaSecurity>[0]) {
+/** The Kafka client as the services build it; a bad TLS/SASL setting is a CliError. */
+function cliKafka(
+  settings: Parameters<typeof toKafkaSecurity>[0] & { KAFKA_BROKERS: string[] },
+  logger: Logger,
+) {
   try {
-    return kafkaConnectionOptions(toKafkaSecurity(settings));
+    return createKafka({
+      brokers: settings.KAFKA_BROKERS,
+      clientId: 'twofold-cli',
+      logger,
+      ...toKafkaSecurity(settings),
+    });
   } catch (err) {
     if (err instanceof Error) throw new CliError(err.message);
     throw err;
@@ -95,14 +103,8 @@ export async function withEnrollmentService<T>(
     env,
   );
   const keys = keyRingFrom(env);
-  const connection = kafkaConnectionFrom(settings);
   const logger = createLogger({ service: 'cli', level: 'error', destination: process.stderr });
-  const kafka = createKafka({
-    brokers: settings.KAFKA_BROKERS,
-    clientId: 'twofold-cli',
-    logger,
-    ...connection,
-  });
+  const kafka = cliKafka(settings, logger);
   const producer = createEventProducer(kafka, {
     topics: topicCatalog(settings.TWOFOLD_TOPIC_PREFIX),
     logger,

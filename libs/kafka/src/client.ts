@@ -76,20 +76,23 @@ export function kafkaConnectionOptions(
   return options;
 }
 
-/** The Kafka client, logging through the service's pino logger. */
+/**
+ * The Kafka client, logging through the service's pino logger. `ssl` and `sasl` are the
+ * settings as libs/config reads them (plain text when absent), so a caller passes its
+ * `config.kafka` as it is; a CA file that cannot be read throws here, at start-up.
+ */
 export function createKafka(
   options: {
     brokers: readonly string[];
     clientId: string;
     logger: Logger;
-  } & KafkaConnectionOptions,
+  } & Partial<KafkaSecuritySettings>,
 ): Kafka {
   const kafkaLogger = options.logger.child({ component: 'kafkajs' });
   return new Kafka({
     clientId: options.clientId,
     brokers: [...options.brokers],
-    ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
-    ...(options.sasl === undefined ? {} : { sasl: options.sasl }),
+    ...kafkaConnectionOptions({ ssl: options.ssl ?? { enabled: false }, sasl: options.sasl }),
     connectionTimeout: 3_000,
     requestTimeout: 30_000,
     retry: { initialRetryTime: 100, maxRetryTime: 5_000, retries: 8 },

@@ -1,6 +1,6 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, createKafkaPing, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka, createKafkaPing } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
 import { createSecretKeyRing } from '@twofold/otp';
 import { CHALLENGE_MAX_ATTEMPTS, createChallengeStore, createDecisionStore } from '@twofold/state';
@@ -29,12 +29,7 @@ import { createDecisionWaiter } from './decision-waiter.js';
 const config = loadOrExit(loadApiConfig, 'api');
 const logger = createLogger({ service: 'api', level: config.logLevel });
 const metrics = createServiceMetrics('api');
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 // Readiness asks Kafka on one kept connection, answering within 2 s.
 const kafkaPing = createKafkaPing(kafka);

@@ -1,6 +1,6 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createAuditRepository, createPool } from '@twofold/store';
 import {
   createLogger,
@@ -18,12 +18,7 @@ import { loadAuditSinkConfig } from './config.js';
 const config = loadOrExit(loadAuditSinkConfig, 'audit-sink');
 const logger = createLogger({ service: 'audit-sink', level: config.logLevel });
 const metrics = createServiceMetrics('audit-sink');
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 const pool = createPool({
   url: config.database.url,

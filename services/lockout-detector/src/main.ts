@@ -1,6 +1,6 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis } from '@twofold/redis';
 import { createPolicyRepository, createPool } from '@twofold/store';
 import {
@@ -18,12 +18,7 @@ import { buildLockoutDetector } from './lockout-detector.js';
 const config = loadOrExit(loadLockoutDetectorConfig, 'lockout-detector');
 const logger = createLogger({ service: 'lockout-detector', level: config.logLevel });
 const metrics = createServiceMetrics('lockout-detector');
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 // Counting scripts run per batch and queue behind each other under load: a timeout would
 // only retry the batch (more load), so it is wide; a dead Redis still fails at once.

@@ -1,6 +1,6 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
 import { createAppsRepository, createPolicyRepository, createPool } from '@twofold/store';
 import {
@@ -20,12 +20,7 @@ import { createWebhookDispatcher } from './webhook-dispatcher.js';
 const config = loadOrExit(loadSessionBroadcasterConfig, 'session-broadcaster');
 const logger = createLogger({ service: 'session-broadcaster', level: config.logLevel });
 const metrics = createServiceMetrics('session-broadcaster');
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 // A consumer, not a request path: a slow answer is worth waiting for (a failure retries the batch).
 const redis = createRedis(config.redis.url, 'state', { commandTimeout: 5_000 });

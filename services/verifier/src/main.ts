@@ -1,6 +1,6 @@
 import { loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
-import { createEventProducer, createKafka, kafkaConnectionOptions } from '@twofold/kafka';
+import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis } from '@twofold/redis';
 import { createEnrollmentsRepository, createPolicyRepository, createPool } from '@twofold/store';
 import { createPolicySnapshot } from '@twofold/verification';
@@ -21,12 +21,7 @@ import { buildVerifier } from './verifier.js';
 const config = loadOrExit(loadVerifierConfig, 'verifier');
 const logger = createLogger({ service: 'verifier', level: config.logLevel });
 const metrics = createServiceMetrics('verifier');
-const kafka = createKafka({
-  brokers: config.kafka.brokers,
-  clientId: config.kafka.clientId,
-  logger,
-  ...kafkaConnectionOptions(config.kafka),
-});
+const kafka = createKafka({ ...config.kafka, logger });
 const producer = createEventProducer(kafka, { topics: topicCatalog(config.kafka.topicPrefix), logger });
 // Auto-pipelining: the commands a batch issues in one tick (session reads, lock reads, the
 // challenges, the decisions) leave in one write instead of one write each (createRedis keeps

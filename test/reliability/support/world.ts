@@ -6,13 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { loadCommonConfig } from '@twofold/config';
 import { DEFAULT_PARTITIONS, topicCatalog } from '@twofold/contracts';
-import {
-  createEventProducer,
-  createKafka,
-  deleteTopics,
-  ensureTopics,
-  kafkaConnectionOptions,
-} from '@twofold/kafka';
+import { createEventProducer, createKafka, deleteTopics, ensureTopics } from '@twofold/kafka';
 import { createRedis, waitForRedis } from '@twofold/redis';
 import { createPool, quoteIdent, runMigrations } from '@twofold/store';
 import { createLogger, createServiceMetrics } from '@twofold/telemetry';
@@ -61,12 +55,7 @@ export async function isolatedWorld(name: string, options: WorldOptions = {}): P
     level: process.env['TEST_LOG_LEVEL'] ?? options.logLevel ?? 'error',
   });
   const topics = topicCatalog(config.kafka.topicPrefix);
-  const kafka = createKafka({
-    brokers: config.kafka.brokers,
-    clientId: `world-${id}`,
-    logger,
-    ...kafkaConnectionOptions(config.kafka),
-  });
+  const kafka = createKafka({ ...config.kafka, clientId: `world-${id}`, logger });
   await ensureTopics(kafka, topics, { partitions: options.partitions ?? DEFAULT_PARTITIONS });
   const producer = createEventProducer(kafka, { topics, logger });
   await producer.connect();
