@@ -267,6 +267,9 @@ case "${1:-}" in
   status) cmd_status ;;
   restart-service) mkdir -p "$LOGS" "$RUN"; stop_pid "$RUN/$2.pid" "$2"; up_services ;;
   # The tests' independent OTP implementation (oathtool, from Debian).
-  test-clients) mkdir -p "$LOGS"; command -v oathtool >/dev/null || apt_install oathtool ;;
+  test-clients) # oathtool: independent TOTP codes; openssl: the TLS broker's certificates (kafka-secure test)
+    mkdir -p "$LOGS"
+    command -v oathtool >/dev/null || apt_install oathtool
+    command -v openssl >/dev/null || apt_install openssl ;;
   *) echo "usage: stack.sh up|down|status|restart-service <name>|test-clients" >&2; exit 2 ;;
 esac
