@@ -1,6 +1,7 @@
 // The `twofold` admin CLI (bin/twofold.mjs runs this file). Admin commands talk to the api
 // (TWOFOLD_API_URL, TWOFOLD_ADMIN_KEY); database commands use DATABASE_URL. Defaults come
-// from the local stack's .twofold/local.env. Exit codes: 0 done, 1 failed, 2 bad usage.
+// from the local stack's .twofold/local.env. Exit codes: 0 done, 1 failed, 2 bad usage, 141
+// the reader of the output went away (`twofold … | head -1`).
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { appCommand } from './app.command.js';
@@ -9,7 +10,7 @@ import { createCliContext } from './context.js';
 import { keysCommand } from './keys.command.js';
 import { lockoutsCommand } from './lockouts.command.js';
 import { migrateCommand } from './migrate.command.js';
-import { processIo, type CliIo } from './output.js';
+import { exitWhenOutputPipeCloses, processIo, type CliIo } from './output.js';
 import { policyCommand } from './policy.command.js';
 import { CliError, loadCliEnv, type CliEnv } from './settings.js';
 import { userCommand } from './user.command.js';
@@ -20,6 +21,7 @@ export async function runCli(
   env: CliEnv = loadCliEnv(),
   io: CliIo = processIo,
 ): Promise<number> {
+  if (io === processIo) exitWhenOutputPipeCloses();
   let exitCode = 0;
   const ctx = createCliContext(env, io);
   const program = new Command('twofold')
