@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
-import { commonEnvSpec } from '@twofold/config';
+import { commonEnvSpec, DEFAULT_WEBHOOK_DENIED_NETWORKS } from '@twofold/config';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   CHART,
@@ -322,5 +322,52 @@ describe('hook Jobs', () => {
     const declared = [...spec.matchAll(/^\s*([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]!);
     expect(declared).toContain('KAFKA_BROKERS');
     expect(jobEnv('twofold-topics').filter((n) => !declared.includes(n))).toEqual([]);
+  });
+});
+
+describe('WEBHOOK_DENIED_NETWORKS (config.webhookDeniedNetworks)', () => {
+  const deniedIn = (envs: RenderedEnv[]) =>
+    new Map(
+      envs
+        .filter((e) => e.vars.has('WEBHOOK_DENIED_NETWORKS'))
+        .map((e) => [e.deployment, e.vars.get('WEBHOOK_DENIED_NETWORKS')!.value]),
+    );
+  const rendered = async (set: string[]) => {
+    const r = await renderChart(
+      helm,
+      [join(CHART, 'ci/minimal-values.yaml')],
+      ['webhookDelivery.enabled=true', ...set],
+    );
+    return { ...r, denied: r.ok ? deniedIn(renderedEnvs(parseManifests(r.stdout), new Set())) : new Map() };
+  };
+
+  it("is one list for the api and the broadcaster in both roles, by default the services' own default", () => {
+    const denied = deniedIn(renders.get('ci/minimal-values.yaml + webhookDelivery.enabled')!.envs);
+    expect([...denied.keys()].sort()).toEqual([
+      'twofold-api',
+      'twofold-session-broadcaster',
+      'twofold-webhook-delivery',
+    ]);
+    expect(new Set(denied.values())).toEqual(new Set([DEFAULT_WEBHOOK_DENIED_NETWORKS.join(',')]));
+  });
+
+  it('takes more networks, and none ([] in a values file, {} with --set)', async () => {
+    const more = await rendered(['config.webhookDeniedNetworks={169.254.0.0/16,127.0.0.0/8}']);
+    expect(more.ok, more.stderr).toBe(true);
+    expect(new Set(more.denied.values())).toEqual(new Set(['169.254.0.0/16,127.0.0.0/8']));
+    const none = await rendered(['config.webhookDeniedNetworks={}']);
+    expect(none.ok, none.stderr).toBe(true);
+    expect(new Set(none.denied.values())).toEqual(new Set(['']));
+  });
+
+  it('refuses null (it would drop the list) and an entry that is not a network', async () => {
+    const dropped = await rendered(['config.webhookDeniedNetworks=null']);
+    expect(dropped.ok).toBe(false);
+    expect(dropped.stderr).toContain('config.webhookDeniedNetworks is null');
+    const bad = await rendered(['config.webhookDeniedNetworks={metadata.internal}']);
+    expect(bad.ok).toBe(false);
+    expect(bad.stderr).toMatch(
+      /at '\/config\/webhookDeniedNetworks\/0': 'metadata.internal' does not match pattern/,
+    );
   });
 });

@@ -30,16 +30,19 @@ export interface RunningServices {
 export async function startServices(
   world: Isolated,
   names: readonly ServiceName[],
-  extraEnv: Record<string, string> = {},
+  /** Overrides; undefined unsets a variable (API_HOST: undefined runs the api on its default). */
+  extraEnv: Record<string, string | undefined> = {},
 ): Promise<RunningServices> {
   const apiPort = await freePort();
-  const env = {
-    ...world.env,
-    API_PORT: String(apiPort),
-    API_HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
-    ...extraEnv,
-  };
+  const env = Object.fromEntries(
+    Object.entries({
+      ...world.env,
+      API_PORT: String(apiPort),
+      API_HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      ...extraEnv,
+    }).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
   const logDir = `${REPO_ROOT}.twofold/logs/tests`;
   mkdirSync(logDir, { recursive: true });
   const processes = new Map<ServiceName, ChildProcess>();

@@ -235,6 +235,11 @@ dict "ctx" $ "component" "audit-sink" "key" "auditSink"
 - name: METRICS_HOST
   value: {{ $.Values.config.metricsHost | quote }}
 {{- end }}
+{{- if or (eq $service "api") (eq $service "session-broadcaster") }}
+{{- /* The api checks webhook URLs against it, the broadcaster (both roles) the addresses it connects to. */}}
+- name: WEBHOOK_DENIED_NETWORKS
+  value: {{ join "," $.Values.config.webhookDeniedNetworks | quote }}
+{{- end }}
 {{- if eq $service "lockout-detector" }}
 - name: LOCKOUT_RULES
   value: {{ ternary ($v.rules | toJson) "" (not (empty $v.rules)) | quote }}

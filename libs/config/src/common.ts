@@ -11,6 +11,7 @@ import {
   str,
   url,
 } from './env.js';
+import { networkList, parseNetwork } from './networks.js';
 
 /** SASL mechanisms kafkajs speaks without a plugin. */
 export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
@@ -85,6 +86,26 @@ export function toKafkaSecurity(env: KafkaSecurityEnv): KafkaSecurity {
       : undefined,
   };
 }
+
+/**
+ * Networks session webhooks are never sent to, whatever address a webhook URL names or its host
+ * name resolves to: link-local (169.254.0.0/16, where cloud metadata services answer, and
+ * fe80::/10), AWS's IPv6 metadata address, and the "this host" ranges 0.0.0.0/8 and ::/128.
+ * Private and loopback networks are allowed: webhook targets are usually in-house apps.
+ */
+export const DEFAULT_WEBHOOK_DENIED_NETWORKS: readonly string[] = Object.freeze(
+  ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '0.0.0.0/8', '::/128'].map(
+    (n) => parseNetwork(n).cidr,
+  ),
+);
+
+/** Where webhooks may go: read by the api (at registration) and the session broadcaster (at delivery). */
+export const webhookTargetEnvSpec = {
+  WEBHOOK_DENIED_NETWORKS: networkList({
+    default: DEFAULT_WEBHOOK_DENIED_NETWORKS,
+    desc: 'networks (CIDR, comma-separated) webhooks are never sent to: registration refuses a URL whose address is in one, delivery refuses a host name that resolves into one; empty: none',
+  }),
+} as const;
 
 /** Variables every twofold service reads. */
 export const commonEnvSpec = {

@@ -12,6 +12,7 @@ import { FastifyOtelInstrumentation } from '@fastify/otel';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { NetworkDenylist } from '@twofold/config';
 import type { EventProducer } from '@twofold/kafka';
 import type { Redis } from '@twofold/redis';
 import type { ChallengeStore } from '@twofold/state';
@@ -79,6 +80,8 @@ export interface ApiDeps {
   sessions?: SessionApiDeps;
   /** Postgres for the admin audit search (GET /v1/admin/audit); without it that route is absent. */
   pool?: Pool;
+  /** Networks a webhook URL may not name by address (WEBHOOK_DENIED_NETWORKS); the default list when absent. */
+  webhookDenylist?: NetworkDenylist;
 }
 
 /** Builds the api without listening, so tests can inject requests or listen on port 0. */
@@ -131,7 +134,14 @@ export async function buildApi(deps: ApiDeps): Promise<ApiInstance> {
   await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true, transformStaticCSP: docsCsp });
   await app.register(healthRoute({ readiness: deps.readiness, metrics: deps.metrics }));
   await app.register(loginEventsRoute({ auth: deps.auth, producer: deps.producer, waiter: deps.waiter }));
-  await app.register(adminAppsRoute({ auth: deps.auth, apps: deps.apps, producer: deps.producer }));
+  await app.register(
+    adminAppsRoute({
+      auth: deps.auth,
+      apps: deps.apps,
+      producer: deps.producer,
+      webhookDenylist: deps.webhookDenylist,
+    }),
+  );
   if (deps.pool) await app.register(adminAuditRoute({ auth: deps.auth, pool: deps.pool }));
   await app.register(
     challengesRoute({ auth: deps.auth, verifier: deps.codeVerifier, challenges: deps.challenges }),

@@ -32,6 +32,21 @@ describe('loadApiConfig', () => {
     });
   });
 
+  it('listens on :: (IPv6 and IPv4) by default; API_HOST takes an address or host name', () => {
+    expect(loadApiConfig(base).http.host).toBe('::');
+    for (const [value, host] of [
+      ['0.0.0.0', '0.0.0.0'],
+      ['[::]', '::'],
+      ['fd00::12', 'fd00::12'],
+      ['localhost', 'localhost'],
+    ]) {
+      expect(loadApiConfig({ ...base, API_HOST: value }).http.host).toBe(host);
+    }
+    expect(problemsOf({ API_HOST: 'not a host' })).toEqual([
+      'API_HOST: must be an IP address (:: or 0.0.0.0 for every interface) or a host name, got not a host',
+    ]);
+  });
+
   it('takes a TOTP window from 0 to 10 steps, and 0 to turn a rate limit off', () => {
     expect(loadApiConfig({ ...base, TOTP_WINDOW: '0' }).totpWindow).toBe(0);
     expect(loadApiConfig({ ...base, TOTP_WINDOW: '10' }).totpWindow).toBe(10);
@@ -60,6 +75,25 @@ describe('loadApiConfig', () => {
       'RATE_LIMIT_EVENTS_PER_APP: must be a whole number of at least 0, got lots',
       'RATE_LIMIT_VERIFY_PER_APP: must be a whole number of at least 0, got 2.5',
       'RATE_LIMIT_VERIFY_PER_CHALLENGE: must be a whole number of at least 0, got -1',
+    ]);
+  });
+
+  it('reads WEBHOOK_DENIED_NETWORKS (link-local and metadata by default) and names it when a network is bad', () => {
+    expect(loadApiConfig(base).webhookDeniedNetworks).toEqual([
+      '169.254.0.0/16',
+      'fe80::/10',
+      'fd00:ec2::254/128',
+      '0.0.0.0/8',
+      '::/128',
+    ]);
+    expect(
+      loadApiConfig({ ...base, WEBHOOK_DENIED_NETWORKS: '::ffff:169.254.0.0/112, 10.0.0.0/8' })
+        .webhookDeniedNetworks,
+    ).toEqual(['169.254.0.0/16', '10.0.0.0/8']);
+    expect(loadApiConfig({ ...base, WEBHOOK_DENIED_NETWORKS: '' }).webhookDeniedNetworks).toEqual([]);
+    expect(problemsOf({ WEBHOOK_DENIED_NETWORKS: '10.0.0.0/8,link-local' })).toEqual([
+      'WEBHOOK_DENIED_NETWORKS: must be a comma-separated list of networks (CIDR, e.g. 169.254.0.0/16,fe80::/10) or empty: ' +
+        '"link-local" is not a network: "link-local" is not an IP address; write address/prefix, e.g. 169.254.0.0/16 or fe80::/10',
     ]);
   });
 });

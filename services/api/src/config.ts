@@ -2,8 +2,10 @@ import {
   deepFreeze,
   integer,
   keyRing,
+  listenHost,
   readEnv,
   commonEnvSpec,
+  webhookTargetEnvSpec,
   toCommonConfig,
   port,
   str,
@@ -14,8 +16,12 @@ import {
 
 export const apiEnvSpec = {
   ...commonEnvSpec,
+  ...webhookTargetEnvSpec,
   API_PORT: port({ default: 8080, desc: 'HTTP port of the api' }),
-  API_HOST: str({ default: '0.0.0.0' }),
+  API_HOST: listenHost({
+    default: '::',
+    desc: 'address the api listens on: :: (every IPv6 and IPv4 address; 0.0.0.0 where the host has no IPv6) or one address',
+  }),
   TWOFOLD_ADMIN_KEY: str({ desc: 'bearer key of the admin routes (at least 32 characters)' }),
   TWOFOLD_PUBLIC_URL: url({
     default: 'http://127.0.0.1:8080',
@@ -46,6 +52,8 @@ export const apiEnvSpec = {
 export interface ApiConfig extends CommonConfig {
   readonly http: { readonly port: number; readonly host: string; readonly publicUrl: string };
   readonly adminKey: string;
+  /** Networks a webhook URL may not name by address (WEBHOOK_DENIED_NETWORKS), as CIDRs. */
+  readonly webhookDeniedNetworks: readonly string[];
   readonly secrets: { readonly masterKeys: ReadonlyMap<string, Buffer>; readonly activeKeyId: string };
   readonly totpWindow: number;
   readonly rateLimits: {
@@ -69,6 +77,7 @@ export function loadApiConfig(env: Record<string, string | undefined> = process.
     ...toCommonConfig(raw, 'api'),
     http: { port: raw.API_PORT, host: raw.API_HOST, publicUrl: raw.TWOFOLD_PUBLIC_URL },
     adminKey: raw.TWOFOLD_ADMIN_KEY,
+    webhookDeniedNetworks: raw.WEBHOOK_DENIED_NETWORKS,
     secrets: { masterKeys: raw.TWOFOLD_MASTER_KEYS, activeKeyId: raw.TWOFOLD_ACTIVE_KEY_ID },
     totpWindow: raw.TOTP_WINDOW,
     rateLimits: {

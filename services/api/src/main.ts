@@ -1,4 +1,4 @@
-import { loadOrExit } from '@twofold/config';
+import { createNetworkDenylist, loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka, createKafkaPing } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
@@ -18,6 +18,7 @@ import {
   createLogger,
   createServiceMetrics,
   createShutdown,
+  listenWithIpv4Fallback,
   stopOnSignals,
   stopTracing,
 } from '@twofold/telemetry';
@@ -104,6 +105,7 @@ const app = await buildApi({
   limits: { rates: config.rateLimits, redis, keyPrefix: config.redis.keyPrefix },
   sessions: { redis, keyPrefix: config.redis.keyPrefix, feed: sessionFeed, deadLetters },
   lockouts: { redis, keyPrefix: config.redis.keyPrefix },
+  webhookDenylist: createNetworkDenylist(config.webhookDeniedNetworks),
   readiness: async () => ({
     kafka: producer.isConnected() && (await kafkaPing.ping()),
     redis: await pingRedis(redis),
@@ -119,7 +121,14 @@ await sessionFeed.start();
 // A deep accept queue: with Node's default (511), a burst of a few dozen connections (an
 // app's pool opening, a load balancer's) overflowed it on our Linux test machines, and each
 // dropped SYN is retried by the client only after 1 s. The kernel caps it at somaxconn.
-await app.listen({ port: config.http.port, host: config.http.host, backlog: 4096 });
+// '::' (the default) falls back to 0.0.0.0 where the host has no IPv6, as the probe servers do.
+await listenWithIpv4Fallback(
+  async (host) => {
+    await app.listen({ port: config.http.port, host, backlog: 4096 });
+  },
+  config.http.host,
+  logger,
+);
 
 stopOnSignals(
   createShutdown({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '@twofold/config';
+import { ConfigError, DEFAULT_WEBHOOK_DENIED_NETWORKS } from '@twofold/config';
 import { loadSessionBroadcasterConfig } from './config.js';
 
 const base = {
@@ -72,5 +72,22 @@ describe('loadSessionBroadcasterConfig', () => {
       'TWOFOLD_WEBHOOK_ATTEMPTS: must be a whole number of at least 1, got 2.5',
       'TWOFOLD_WEBHOOK_CONCURRENCY: must be a whole number of at least 1, got 0',
     ]);
+  });
+
+  it('denies webhooks to link-local and metadata networks by default; WEBHOOK_DENIED_NETWORKS replaces the list', () => {
+    // The list itself is spelled out in the api's config test and libs/config's.
+    expect(loadSessionBroadcasterConfig(base).webhookDeniedNetworks).toEqual(DEFAULT_WEBHOOK_DENIED_NETWORKS);
+    expect(
+      loadSessionBroadcasterConfig({ ...base, WEBHOOK_DENIED_NETWORKS: '169.254.0.0/16,127.0.0.0/8' })
+        .webhookDeniedNetworks,
+    ).toEqual(['169.254.0.0/16', '127.0.0.0/8']);
+    expect(
+      loadSessionBroadcasterConfig({ ...base, WEBHOOK_DENIED_NETWORKS: '' }).webhookDeniedNetworks,
+    ).toEqual([]);
+    expect(() =>
+      loadSessionBroadcasterConfig({ ...base, WEBHOOK_DENIED_NETWORKS: '169.254.0.0/99' }),
+    ).toThrow(
+      /WEBHOOK_DENIED_NETWORKS: .*"169\.254\.0\.0\/99": the prefix must be a whole number from 0 to 32/,
+    );
   });
 });

@@ -5,6 +5,7 @@ import {
   millis,
   readEnv,
   commonEnvSpec,
+  webhookTargetEnvSpec,
   toCommonConfig,
   type CommonConfig,
 } from '@twofold/config';
@@ -19,6 +20,7 @@ const sessionRoles = makeExactValidator<{ consume: boolean; deliver: boolean }>(
 
 export const sessionBroadcasterEnvSpec = {
   ...commonEnvSpec,
+  ...webhookTargetEnvSpec,
   TWOFOLD_SESSION_TTL_SECONDS: integer({ min: 60 })({
     default: 28_800,
     desc: 'how long a verified SSO session stays verified in every app (seconds), until the admin policy sets sessionTtlSeconds (which then wins)',
@@ -61,6 +63,8 @@ export interface WebhookSettings {
 export interface SessionBroadcasterConfig extends CommonConfig {
   readonly session: { readonly ttlSeconds: number; readonly streamMaxLen: number };
   readonly webhooks: WebhookSettings;
+  /** Networks webhooks are never sent to (WEBHOOK_DENIED_NETWORKS), as CIDRs; checked on the address connected to. */
+  readonly webhookDeniedNetworks: readonly string[];
   /** consume: Kafka → session state, topic, SSE stream, webhook jobs; deliver: the webhook workers. */
   readonly roles: { readonly consume: boolean; readonly deliver: boolean };
 }
@@ -79,6 +83,7 @@ export function loadSessionBroadcasterConfig(
       concurrency: raw.TWOFOLD_WEBHOOK_CONCURRENCY,
       refreshMs: raw.TWOFOLD_WEBHOOK_REFRESH_MS,
     },
+    webhookDeniedNetworks: raw.WEBHOOK_DENIED_NETWORKS,
     roles: { ...raw.TWOFOLD_SESSION_ROLES },
   });
 }

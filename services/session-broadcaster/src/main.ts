@@ -1,4 +1,4 @@
-import { loadOrExit } from '@twofold/config';
+import { createNetworkDenylist, loadOrExit } from '@twofold/config';
 import { topicCatalog } from '@twofold/contracts';
 import { createEventProducer, createKafka } from '@twofold/kafka';
 import { createRedis, pingRedis } from '@twofold/redis';
@@ -40,6 +40,7 @@ const webhooks = createWebhookDispatcher({
   logger,
   metrics,
   deliver: config.roles.deliver,
+  deniedNetworks: createNetworkDenylist(config.webhookDeniedNetworks),
 });
 
 // Role `consume` runs the pipeline; a process with only `deliver` runs the webhook workers

@@ -1,5 +1,10 @@
 import { Pool } from 'undici';
 import { signWebhook, WEBHOOK_HEADERS } from '@twofold/client';
+import {
+  createNetworkDenylist,
+  DEFAULT_WEBHOOK_DENIED_NETWORKS,
+  type NetworkDenylist,
+} from '@twofold/config';
 import { createWorker, UnrecoverableError, type Worker } from '@twofold/redis';
 import {
   createSessionWebhookQueue,
@@ -13,6 +18,7 @@ import type { WebhookTarget } from '@twofold/store';
 import { Counter, Histogram, type Logger, type ServiceMetrics } from '@twofold/telemetry';
 import type { WebhookSettings } from './config.js';
 import type { SessionAnnouncement } from './session-change.js';
+import { guardedConnector, WebhookAddressDeniedError } from './webhook-address-guard.js';
 
 /** Some deliveries of a job failed (non-2xx, refused, timed out): retried with backoff. */
 export class WebhookDeliveryError extends Error {
@@ -48,7 +54,7 @@ function webhookMetrics(metrics: ServiceMetrics) {
         Counter<'app' | 'outcome'> | undefined) ??
       new Counter({
         name: 'twofold_webhook_deliveries_total',
-        help: 'Session webhook requests by app and outcome (delivered, failed), and events dead-lettered',
+        help: 'Session webhook requests by app and outcome (delivered, failed, denied: the address is in WEBHOOK_DENIED_NETWORKS), and events dead-lettered',
         labelNames: ['app', 'outcome'],
         registers: [registry],
       }),
@@ -76,14 +82,18 @@ function secretsOf(target: WebhookTarget): Buffer[] {
   return keys;
 }
 
-/** POSTs one body; resolves with the status code, rejects on a network error or timeout. */
+/**
+ * POSTs one body; resolves with the status code and, for a redirect, where it points (never
+ * followed: the next hop could be any address, and the signed body is for this URL); rejects on
+ * a network error, a denied address or a timeout.
+ */
 async function post(
   connections: Pool,
   path: string,
   headers: Record<string, string>,
   body: string,
   timeoutMs: number,
-): Promise<number> {
+): Promise<{ status: number; location?: string }> {
   try {
     const response = await connections.request({
       method: 'POST',
@@ -94,7 +104,8 @@ async function post(
       bodyTimeout: timeoutMs,
     });
     await response.body.dump();
-    return response.statusCode;
+    const location = response.headers['location'];
+    return { status: response.statusCode, ...(typeof location === 'string' ? { location } : {}) };
   } catch (err) {
     // Network errors come as they are (connect ECONNREFUSED …); undici's timeouts say why.
     const code = (err as { code?: string }).code;
@@ -121,7 +132,10 @@ export function createWebhookDispatcher(deps: {
   metrics: ServiceMetrics;
   /** Run the delivery workers here (default); false: only queue jobs, another process delivers. */
   deliver?: boolean;
+  /** Networks never connected to (WEBHOOK_DENIED_NETWORKS); the default list when absent. */
+  deniedNetworks?: NetworkDenylist;
 }) {
+  const denylist = deps.deniedNetworks ?? createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
   const delivering = deps.deliver ?? true;
   const { settings } = deps;
   const log = deps.logger.child({ component: 'webhook-dispatcher' });
@@ -132,7 +146,11 @@ export function createWebhookDispatcher(deps: {
   let healthy = false;
   let stopped = false;
 
-  async function deliverOne(lane: AppLane, delivery: SessionWebhookDelivery): Promise<string | undefined> {
+  /** Why one delivery failed, and whether another attempt can help; undefined when it arrived. */
+  async function deliverOne(
+    lane: AppLane,
+    delivery: SessionWebhookDelivery,
+  ): Promise<{ reason: string; retriable: boolean } | undefined> {
     const appId = lane.target.appId;
     const timestamp = Math.floor(Date.now() / 1000);
     const headers = {
@@ -146,12 +164,30 @@ export function createWebhookDispatcher(deps: {
         .join(' '),
     };
     const started = process.hrtime.bigint();
-    let failure: string | undefined;
+    let failure: { reason: string; retriable: boolean } | undefined;
     try {
-      const status = await post(lane.connections!, lane.path, headers, delivery.body, settings.timeoutMs);
-      if (status < 200 || status >= 300) failure = `HTTP ${status}`;
+      const { status, location } = await post(
+        lane.connections!,
+        lane.path,
+        headers,
+        delivery.body,
+        settings.timeoutMs,
+      );
+      if (status >= 300 && status < 400 && location)
+        failure = {
+          reason: `HTTP ${status} redirect to ${location.slice(0, 200)}, not followed`,
+          retriable: true,
+        };
+      else if (status < 200 || status >= 300) failure = { reason: `HTTP ${status}`, retriable: true };
     } catch (err) {
-      failure = (err as Error).message || String(err);
+      failure = {
+        reason: (err as Error).message || String(err),
+        retriable: !(err instanceof WebhookAddressDeniedError),
+      };
+    }
+    if (failure?.retriable === false) {
+      metrics.deliveries.inc({ app: appId, outcome: 'denied' });
+      return failure;
     }
     metrics.latency.observe({ app: appId }, Number(process.hrtime.bigint() - started) / 1e9);
     metrics.deliveries.inc({ app: appId, outcome: failure ? 'failed' : 'delivered' });
@@ -166,10 +202,15 @@ export function createWebhookDispatcher(deps: {
     if (!lane?.connections) throw new UnrecoverableError(`app ${appId} no longer has a webhook URL`);
     const deliveries = job.data.deliveries;
     const failures = await Promise.all(deliveries.map((d) => deliverOne(lane, d)));
-    const failed = deliveries.flatMap((d, i) => (failures[i] ? [{ ...d, lastError: failures[i] }] : []));
+    const failed = deliveries.flatMap((d, i) =>
+      failures[i] ? [{ ...d, lastError: failures[i].reason }] : [],
+    );
     if (failed.length === 0) return;
     // The next attempt (or the dead letter) holds only what did not arrive.
     await job.updateData({ deliveries: failed });
+    // A denied address: straight to the dead letters, with the reason; retries cannot help.
+    const denied = failures.find((f) => f?.retriable === false);
+    if (denied) throw new UnrecoverableError(`webhook to ${appId} not sent: ${denied.reason}`);
     throw new WebhookDeliveryError(
       appId,
       `${failed.length} of ${deliveries.length}: ${failed[0]!.lastError}`,
@@ -203,7 +244,8 @@ export function createWebhookDispatcher(deps: {
     });
     const connections = new Pool(url.origin, {
       connections: settings.concurrency,
-      connect: { timeout: settings.timeoutMs },
+      // Checks the address of every connection it opens against the denylist.
+      connect: guardedConnector({ denylist, timeoutMs: settings.timeoutMs }),
       keepAliveTimeout: 30_000,
     });
     return { target, path, queue, worker, connections };

@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import {
+  canonicalAddress,
+  createNetworkDenylist,
+  DEFAULT_WEBHOOK_DENIED_NETWORKS,
+  type NetworkDenylist,
+} from '@twofold/config';
 import { APP_ID_PATTERN } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import { hashApiKey, type AppsRepository } from '@twofold/store';
@@ -12,7 +18,14 @@ const AppBody = Type.Object(
   {
     appId: Type.String({ pattern: APP_ID_PATTERN, description: 'e.g. jira' }),
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    webhookUrl: Type.Optional(Type.String({ format: 'uri', pattern: '^https?://' })),
+    webhookUrl: Type.Optional(
+      Type.String({
+        format: 'uri',
+        pattern: '^https?://',
+        description:
+          'where session events are POSTed; an address in WEBHOOK_DENIED_NETWORKS (link-local and cloud metadata by default) is refused, and a host name resolving into one is never delivered to',
+      }),
+    ),
     origins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^/]+$' }), { maxItems: 50 })),
   },
   { additionalProperties: false },
@@ -22,9 +35,11 @@ const AppBody = Type.Object(
  * Why `webhookUrl` cannot be delivered to, or undefined when it can. JSON-schema `format: uri`
  * lets through what `new URL()` (and so the session broadcaster) rejects, such as
  * `http://jira:80800/hook` or `http://999.1.1.1/hook`; credentials (`user:pass@`) would be
- * dropped silently by the broadcaster's connection to the URL's origin.
+ * dropped silently by the broadcaster's connection to the URL's origin. A host that is an
+ * address in a denied network (cloud metadata, link-local) is refused here; a host name is
+ * accepted, and the broadcaster checks the addresses it resolves to at each connection.
  */
-function webhookUrlProblem(webhookUrl: string): string | undefined {
+export function webhookUrlProblem(webhookUrl: string, denylist: NetworkDenylist): string | undefined {
   let url: URL;
   try {
     url = new URL(webhookUrl);
@@ -35,6 +50,13 @@ function webhookUrlProblem(webhookUrl: string): string | undefined {
     return `webhookUrl must be an http or https URL, not ${url.protocol}`;
   if (url.username || url.password)
     return 'webhookUrl must not carry credentials (user:password@); webhooks are signed with the webhook secret';
+  const network = denylist.deniedNetworkOf(url.hostname);
+  if (network)
+    return (
+      `webhookUrl host ${canonicalAddress(url.hostname)?.address ?? url.hostname} is in ${network}, a network ` +
+      'webhooks are never sent to (WEBHOOK_DENIED_NETWORKS: link-local and cloud metadata addresses unless the ' +
+      "operator changed it); give the address or host name of the app's own server"
+    );
   return undefined;
 }
 
@@ -56,8 +78,11 @@ export function adminAppsRoute(deps: {
   auth: Authenticator;
   apps: AppsRepository;
   producer: EventProducer;
+  /** Networks a webhook URL may not name by address (WEBHOOK_DENIED_NETWORKS); the default list when absent. */
+  webhookDenylist?: NetworkDenylist;
 }): FastifyPluginAsyncTypebox {
   const { producer } = deps;
+  const webhookDenylist = deps.webhookDenylist ?? createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
   return async (app) => {
     app.post(
       '/v1/admin/apps',
@@ -71,7 +96,8 @@ export function adminAppsRoute(deps: {
       },
       async (request, reply) => {
         await deps.auth.requireAdmin(request);
-        const urlProblem = request.body.webhookUrl && webhookUrlProblem(request.body.webhookUrl);
+        const urlProblem =
+          request.body.webhookUrl && webhookUrlProblem(request.body.webhookUrl, webhookDenylist);
         if (urlProblem) throw problems.invalid(urlProblem);
         const key = `tfk_${randomBytes(32).toString('base64url')}`;
         const record = await deps.apps.upsert(

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { createNetworkDenylist, DEFAULT_WEBHOOK_DENIED_NETWORKS } from '@twofold/config';
+import { webhookUrlProblem } from './admin-apps.route.js';
+
+const defaults = createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
+
+describe('webhookUrlProblem', () => {
+  it.each([
+    ['http://169.254.169.254/latest/meta-data/iam/', '169.254.169.254', '169.254.0.0/16'],
+    // Other spellings the URL parser turns into the same address.
+    ['http://0xa9fea9fe/', '169.254.169.254', '169.254.0.0/16'],
+    ['http://2852039166/', '169.254.169.254', '169.254.0.0/16'],
+    ['http://169.254.43518/', '169.254.169.254', '169.254.0.0/16'],
+    ['http://[::ffff:169.254.169.254]/', '169.254.169.254', '169.254.0.0/16'],
+    ['http://[::ffff:a9fe:a9fe]:8080/hook', '169.254.169.254', '169.254.0.0/16'],
+    ['http://[fd00:ec2::254]/latest/meta-data/', 'fd00:ec2::254', 'fd00:ec2::254/128'],
+    ['https://[fe80::1]/hook', 'fe80::1', 'fe80::/10'],
+    ['http://0.0.0.0:8080/hook', '0.0.0.0', '0.0.0.0/8'],
+    ['http://[::]/hook', '::', '::/128'],
+  ])('refuses %s, naming %s and %s', (url, host, network) => {
+    const problem = webhookUrlProblem(url, defaults);
+    expect(problem).toContain(`webhookUrl host ${host} is in ${network}`);
+    expect(problem).toContain('WEBHOOK_DENIED_NETWORKS');
+  });
+
+  it.each([
+    'http://127.0.0.1:9000/hook',
+    'http://10.0.0.12/twofold',
+    'http://172.16.4.5/twofold',
+    'https://192.168.1.20/twofold',
+    'http://[fd12::1]/hook',
+    'http://jira.jira.svc.cluster.local:8080/rest/twofold/1/webhook',
+    // A name is checked where it matters, on the address the broadcaster connects to.
+    'http://metadata.google.internal/computeMetadata/v1/',
+    'http://localhost:8080/hook',
+  ])('accepts %s by default', (url) => {
+    expect(webhookUrlProblem(url, defaults)).toBeUndefined();
+  });
+
+  it('follows the operator: loopback when added, nothing when the list is empty', () => {
+    const strict = createNetworkDenylist([...DEFAULT_WEBHOOK_DENIED_NETWORKS, '127.0.0.0/8']);
+    expect(webhookUrlProblem('http://127.0.0.1:9000/hook', strict)).toContain(
+      'webhookUrl host 127.0.0.1 is in 127.0.0.0/8',
+    );
+    expect(webhookUrlProblem('http://[::ffff:127.0.0.2]/', strict)).toContain('127.0.0.0/8');
+    expect(webhookUrlProblem('http://169.254.169.254/', createNetworkDenylist([]))).toBeUndefined();
+  });
+
+  it('still refuses what it refused before, in the same words', () => {
+    expect(webhookUrlProblem('http://jira:80800/hook', defaults)).toMatch(/is not a valid URL/);
+    expect(webhookUrlProblem('http://u:p@jira/hook', defaults)).toMatch(/must not carry credentials/);
+  });
+});
