@@ -7,17 +7,32 @@ import { defineScripts, type ScriptPipeline } from './scripts.js';
  * Layout (every key under the caller's prefix):
  * - `session:{<sessionHash>}` — a hash: `state` (`verified` | `revoked`), `username`,
  *   `appId`, `version` (ms of the event that set it), `expiresAtMs`, `eventId`, and on a
- *   tombstone `reason` and `terminal`. Expires with the session (a tombstone lives as long
- *   as any validation it must outrank could).
+ *   tombstone `reason` and `terminal`. Expires with the session; a tombstone lives as long
+ *   as any validation it must outrank could still count (see Late verifications).
  * - `user-sessions:{<username>}` — a sorted set of the user's session hashes, scored by
  *   expiry, so a lockout or an admin action can revoke them together.
  * - `user-revoked:{<username>}` — the time (ms) of the user's latest revoke-all, so a
  *   validation older than it is refused even when it arrives after the revoke ran.
  *
- * Ordering: every change carries the time of the event that caused it. A validation only
+ * Ordering: every change carries the time of the event that caused it (see Clocks). A validation only
  * replaces an older state; a revoke wins over a validation of the same or an earlier time;
  * a logout is terminal (the SSO token is dead). Replaying any change, in any order, ends in
  * the same state, so redelivered events never resurrect a revoked session.
+ *
+ * Clocks: event times come from other processes' clocks, so none is trusted beyond
+ * `clockSkewSeconds` ahead of this one. A verification stamped later than that is ignored
+ * (outcome `future`: it would stay verified, and outrank every lockout, until its time); a
+ * revoke stamped later counts at this clock's now (a logout is a logout, and a verification
+ * that really comes after a lockout or an admin revoke counts). Every record thus expires
+ * within a bounded time of now, whatever an event says.
+ *
+ * Late verifications: a verification counts only while younger than both the session
+ * lifetime and `maxVerificationAgeSeconds` (a day), and a revoke's record (tombstone,
+ * revoke-all time) is kept that long plus the skew, from the revoke's time (at most now). So
+ * a lifetime raised after a logout cannot let a verification redelivered later outlive the
+ * record that refuses it. The price: a verification reaching the broadcaster more than a day
+ * late (an outage, a replay after Redis lost its data) is not restored; the user proves the
+ * factor again.
  */
 
 /** Why a session was revoked (the `reason` of `twofold.session.revoked`). */
@@ -53,8 +68,11 @@ export interface SessionOutcome {
   change: SessionChange;
   session: string;
   username: string;
-  /** applied: state changed; duplicate: this very event was applied before; stale: outranked; expired: too old to matter. */
-  outcome: 'applied' | 'duplicate' | 'stale' | 'expired';
+  /**
+   * applied: state changed; duplicate: this very event was applied before; stale: outranked;
+   * expired: too old to matter; future: a verification stamped beyond the allowed clock skew, ignored.
+   */
+  outcome: 'applied' | 'duplicate' | 'stale' | 'expired' | 'future';
   /** Whether apps must hear it: a new validation, or the revocation of a verified session (also on a duplicate, to re-announce after a crash). */
   announce: boolean;
   /** The verification's (or tombstone's) expiry, ms. */
@@ -69,9 +87,21 @@ export interface SessionOutcome {
 export interface SessionApplyOptions {
   /** Lifetime of a verified session. */
   ttlSeconds: number;
+  /** How far ahead of this process's clock an event's time is believed (default 5 minutes). */
+  clockSkewSeconds?: number;
+  /**
+   * A verification older than this never counts, whatever the lifetime; revoke records are
+   * kept this long plus the skew (default a day). The same on every replica.
+   */
+  maxVerificationAgeSeconds?: number;
   /** Clock (ms) for tests. */
   now?: number;
 }
+
+/** Event times up to this far ahead of the broadcaster's clock are believed. */
+export const DEFAULT_SESSION_CLOCK_SKEW_SECONDS = 300;
+/** The oldest a verification may be and still count (and so how long revoke records live). */
+export const DEFAULT_MAX_VERIFICATION_AGE_SECONDS = 86_400;
 
 const SESSION_HASH = /^[0-9a-f]{64}$/;
 
@@ -132,12 +162,14 @@ export async function userSessionHashes(
 }
 
 // KEYS[1] session key. ARGV: kind, version, eventId, now, ttlMs, username, appId|reason,
-// user watermark (validate), terminal (revoke).
+// user watermark (validate), terminal (revoke), the oldest a validation may be (ms), how long
+// a revoke's record lives from its time (ms).
 // Returns {outcome, announce, username, expiresAtMs, version}.
 const APPLY_SESSION_CHANGE = `
 local key = KEYS[1]
 local kind, eventId = ARGV[1], ARGV[3]
 local version, now, ttl = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local validFor, guard = tonumber(ARGV[10]), tonumber(ARGV[11])
 local cur = redis.call('HMGET', key, 'state', 'version', 'eventId', 'terminal', 'announce', 'username', 'expiresAtMs')
 local state, curVersion, curEvent = cur[1], tonumber(cur[2]), cur[3]
 local terminal, announce = cur[4] == '1', cur[5] or '0'
@@ -149,7 +181,7 @@ if kind == 'validate' then
   if terminal or (curVersion and curVersion >= version) or tonumber(ARGV[8]) >= version then
     return {'stale', '0', curUser, fmt(curExpires), fmt(curVersion or version)}
   end
-  if expiresAt <= now then return {'expired', '0', ARGV[6], fmt(expiresAt), fmt(version)} end
+  if version + validFor <= now then return {'expired', '0', ARGV[6], fmt(expiresAt), fmt(version)} end
   redis.call('DEL', key)
   redis.call('HSET', key, 'state', 'verified', 'version', fmt(version), 'eventId', eventId, 'username', ARGV[6],
     'appId', ARGV[7], 'expiresAtMs', fmt(expiresAt), 'announce', '1')
@@ -164,7 +196,7 @@ if state == 'revoked' then
     return {'stale', '0', username, fmt(curExpires), fmt(curVersion)}
   end
   local newVersion = math.max(curVersion, version)
-  local keep = math.max(newVersion + ttl, curExpires)
+  local keep = math.max(math.min(newVersion, now) + guard, curExpires)
   local t = '0'
   if terminal or makesTerminal then t = '1' end
   redis.call('HSET', key, 'version', fmt(newVersion), 'expiresAtMs', fmt(keep), 'terminal', t)
@@ -175,7 +207,7 @@ if state == 'verified' and curVersion > version and not makesTerminal then
   return {'stale', '0', username, fmt(curExpires), fmt(curVersion)}
 end
 local newVersion = math.max(curVersion or 0, version)
-local keep = math.max(newVersion + ttl, curExpires)
+local keep = math.max(math.min(newVersion, now) + guard, curExpires)
 if keep <= now then return {'expired', '0', username, fmt(keep), fmt(newVersion)} end
 local wasVerified = '0'
 if state == 'verified' then wasVerified = '1' end
@@ -199,10 +231,12 @@ if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
 return 1
 `;
 
-// KEYS[1] user-revoked key. ARGV: version, now, ttlMs. Keeps the latest revoke-all time.
+// KEYS[1] user-revoked key. ARGV: version, now, how long a revoke's record lives (ms). Keeps
+// the latest revoke-all time.
 const RAISE_USER_WATERMARK = `
 local v = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(ARGV[1]))
-local keep = v + tonumber(ARGV[3]) - tonumber(ARGV[2])
+local now = tonumber(ARGV[2])
+local keep = math.min(v, now) + tonumber(ARGV[3]) - now
 if keep > 0 then redis.call('SET', KEYS[1], string.format('%.0f', v), 'PX', string.format('%.0f', keep)) end
 return string.format('%.0f', v)
 `;
@@ -237,6 +271,17 @@ export async function applySessionChanges(
   const client = defineScripts(redis, SCRIPTS);
   const now = options.now ?? Date.now();
   const ttlMs = Math.round(options.ttlSeconds * 1000);
+  const skewMs = Math.round((options.clockSkewSeconds ?? DEFAULT_SESSION_CLOCK_SKEW_SECONDS) * 1000);
+  const maxAgeMs = Math.round(
+    (options.maxVerificationAgeSeconds ?? DEFAULT_MAX_VERIFICATION_AGE_SECONDS) * 1000,
+  );
+  // A validation counts while younger than both; a revoke's record outlives any it must refuse.
+  const validMs = Math.min(ttlMs, maxAgeMs);
+  const guardMs = maxAgeMs + skewMs;
+  // Event times beyond the skew are not believed (see the module comment): a validation is
+  // ignored, a revoke counts now.
+  const future = (change: SessionChange) => change.kind === 'validate' && change.at > now + skewMs;
+  const timeOf = (change: SessionChange) => (change.at > now + skewMs ? now : change.at);
 
   // Round 1. A validation is indexed before it reads the watermark, and a revoke-all raises
   // the watermark before it reads the index: whichever runs first, the other sees it.
@@ -245,7 +290,7 @@ export async function applySessionChanges(
   let next = 0;
   for (const change of changes) {
     slots.push(next);
-    if (change.kind === 'validate') {
+    if (change.kind === 'validate' && !future(change)) {
       first.twofoldSessionIndex(
         userSessionsKey(prefix, change.username),
         change.session,
@@ -255,7 +300,7 @@ export async function applySessionChanges(
       first.get(userRevokedKey(prefix, change.username));
       next += 2;
     } else if (change.kind === 'revoke-user') {
-      first.twofoldSessionUserRevoke(userRevokedKey(prefix, change.username), change.at, now, ttlMs);
+      first.twofoldSessionUserRevoke(userRevokedKey(prefix, change.username), timeOf(change), now, guardMs);
       first.zrangebyscore(userSessionsKey(prefix, change.username), `(${now}`, '+inf');
       next += 2;
     }
@@ -264,66 +309,70 @@ export async function applySessionChanges(
 
   // Round 2: one script per affected session, in the order of the changes.
   const second = client.pipeline() as SessionPipeline;
-  const targets: { change: SessionChange; session: string }[] = [];
-  const apply = second.twofoldSessionApply.bind(second);
+  const targets: { change: SessionChange; session: string; future?: true }[] = [];
+  const apply = (
+    session: string,
+    kind: 'validate' | 'revoke',
+    change: SessionChange,
+    username: string,
+    appIdOrReason: string,
+    watermark: number,
+    terminal: boolean,
+  ) => {
+    second.twofoldSessionApply(
+      sessionKey(prefix, session),
+      kind,
+      timeOf(change),
+      change.eventId,
+      now,
+      ttlMs,
+      username,
+      appIdOrReason,
+      watermark,
+      terminal ? '1' : '0',
+      validMs,
+      guardMs,
+    );
+    targets.push({ change, session });
+  };
   changes.forEach((change, i) => {
     const slot = slots[i]!;
     if (change.kind === 'validate') {
-      const watermark = Number(firstReplies[slot + 1] ?? 0);
-      apply(
-        sessionKey(prefix, change.session),
-        'validate',
-        change.at,
-        change.eventId,
-        now,
-        ttlMs,
-        change.username,
-        change.appId,
-        watermark,
-        '0',
-      );
-      targets.push({ change, session: change.session });
+      if (future(change)) targets.push({ change, session: change.session, future: true });
+      else {
+        const watermark = Number(firstReplies[slot + 1] ?? 0);
+        apply(change.session, 'validate', change, change.username, change.appId, watermark, false);
+      }
     } else if (change.kind === 'revoke') {
-      apply(
-        sessionKey(prefix, change.session),
-        'revoke',
-        change.at,
-        change.eventId,
-        now,
-        ttlMs,
-        change.username ?? '',
-        change.reason,
-        0,
-        change.reason === 'logout' ? '1' : '0',
-      );
-      targets.push({ change, session: change.session });
+      const terminal = change.reason === 'logout';
+      apply(change.session, 'revoke', change, change.username ?? '', change.reason, 0, terminal);
     } else {
       const sessions = (firstReplies[slot + 1] as string[] | undefined) ?? [];
-      for (const session of sessions) {
-        apply(
-          sessionKey(prefix, session),
-          'revoke',
-          change.at,
-          change.eventId,
-          now,
-          ttlMs,
-          change.username,
-          change.reason,
-          0,
-          '0',
-        );
-        targets.push({ change, session });
-      }
+      for (const session of sessions)
+        apply(session, 'revoke', change, change.username, change.reason, 0, false);
     }
   });
   if (targets.length === 0) return [];
-  const replies = results(await second.exec());
-  return targets.map(({ change, session }, i) => {
-    const [outcome, announce, username, expiresAtMs, version] = replies[i] as string[];
+  const replies = targets.some((t) => !t.future) ? results(await second.exec()) : [];
+  let reply = 0;
+  return targets.map(({ change, session, future: ignored }): SessionOutcome => {
+    const fallbackUser = 'username' in change ? (change.username ?? '') : '';
+    if (ignored) {
+      return {
+        change,
+        session,
+        username: fallbackUser,
+        outcome: 'future',
+        announce: false,
+        expiresAtMs: 0,
+        version: change.at,
+      };
+    }
+    const [outcome, announce, username, expiresAtMs, version] = replies[reply++] as string[];
     return {
       change,
       session,
-      username: username || ('username' in change ? (change.username ?? '') : ''),
+      username: username || fallbackUser,
       outcome: outcome as SessionOutcome['outcome'],
       announce: announce === '1' && (outcome === 'applied' || outcome === 'duplicate'),
       expiresAtMs: Number(expiresAtMs),

@@ -35,6 +35,8 @@ export interface SessionBroadcasterDeps {
  * `session.revoked` on the session topic, to the SSE stream and to every app's webhook.
  * State and announcements happen before the offsets are committed; a redelivered event
  * re-announces the same event ids, which every channel de-duplicates or apps ignore.
+ * Event times are believed up to five minutes ahead of this host's clock: a verification
+ * stamped later is ignored (and logged), a revoke counts now (`applySessionChanges`).
  */
 export function buildSessionBroadcaster(deps: SessionBroadcasterDeps) {
   const log = deps.logger.child({ component: 'session-broadcaster' });
@@ -74,6 +76,12 @@ export function buildSessionBroadcaster(deps: SessionBroadcasterDeps) {
       ttlSeconds: deps.sessionTtlSeconds(),
     });
     for (const o of outcomes) changesCounter.inc({ kind: o.change.kind, outcome: o.outcome });
+    const future = outcomes.filter((o) => o.outcome === 'future').map((o) => o.change.eventId);
+    if (future.length > 0)
+      log.warn(
+        { eventIds: future },
+        'verifications stamped later than this clock allows were ignored: check the clocks of the verifier and this host',
+      );
     const events = announcementsOf(outcomes);
     await announce(events);
     if (events.length > 0)
