@@ -242,6 +242,12 @@ describe('POST /v1/login-events', () => {
     ['no session', JSON.stringify(loginBody('impostor', { session: undefined })), 422, /session/],
     ['an unknown method', JSON.stringify(loginBody('impostor', { method: 'magic' })), 422, /method/],
     [
+      'a time an hour ahead',
+      JSON.stringify({ ...loginBody('impostor'), time: new Date(Date.now() + 3_600_000).toISOString() }),
+      422,
+      /time .* is \d+ s ahead of twofold's clock; at most 300 s/,
+    ],
+    [
       'a type of another topic',
       JSON.stringify({ ...loginBody('impostor'), type: 'twofold.2fa.verified' }),
       422,

@@ -11,6 +11,11 @@ export const SessionHash = Type.String({
 });
 export const IpAddress = Type.String({ format: 'ip', description: 'IPv4 or IPv6 address of the client' });
 export const IsoTime = Type.String({ format: 'date-time' });
+/**
+ * How far ahead of the receiver's clock an event's `time` may be: the api refuses later ones,
+ * the session broadcaster does not believe them. Apps' clocks drift; years do not.
+ */
+export const MAX_EVENT_TIME_AHEAD_MS = 5 * 60_000;
 export const Username = Type.String({ minLength: 1, maxLength: MAX_USERNAME_LENGTH });
 
 const open = { additionalProperties: true } as const;

@@ -1,3 +1,4 @@
+import { MAX_EVENT_TIME_AHEAD_MS } from '@twofold/contracts';
 import { taggedKey, type Redis } from '@twofold/redis';
 import { defineScripts, type ScriptPipeline } from './scripts.js';
 
@@ -99,7 +100,7 @@ export interface SessionApplyOptions {
 }
 
 /** Event times up to this far ahead of the broadcaster's clock are believed. */
-export const DEFAULT_SESSION_CLOCK_SKEW_SECONDS = 300;
+export const DEFAULT_SESSION_CLOCK_SKEW_SECONDS = MAX_EVENT_TIME_AHEAD_MS / 1000;
 /** The oldest a verification may be and still count (and so how long revoke records live). */
 export const DEFAULT_MAX_VERIFICATION_AGE_SECONDS = 86_400;
 

@@ -2,6 +2,7 @@ import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import {
   createEvent,
+  MAX_EVENT_TIME_AHEAD_MS,
   validateEvent,
   SecondFactorDecidedData,
   type AnyTwofoldEvent,
@@ -69,6 +70,14 @@ export function loginEventsRoute(deps: {
         const checked = validateEvent(candidate, 'login');
         if (!checked.ok) throw problems.invalidEvent(checked.reason);
         const event = checked.event;
+        // A time from the future would outlive every window and record keyed on it.
+        const aheadMs = Date.parse(event.time) - Date.now();
+        if (aheadMs > MAX_EVENT_TIME_AHEAD_MS) {
+          throw problems.invalidEvent(
+            `time ${event.time} is ${Math.round(aheadMs / 1000)} s ahead of twofold's clock; at most ` +
+              `${MAX_EVENT_TIME_AHEAD_MS / 1000} s is accepted: check the app's clock (NTP), or leave time out and twofold stamps it`,
+          );
+        }
         if ('appId' in event.data && event.data.appId !== caller.appId) {
           throw problems.forbidden(`data.appId must be "${caller.appId}", the app whose key was used`);
         }
