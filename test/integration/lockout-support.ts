@@ -1,6 +1,13 @@
 // Shared by the lockout integration tests.
 import { groupLag } from '@twofold/kafka';
-import { eventually, type Isolated } from '../support/stack.js';
+import type { LockoutRules } from '@twofold/lockout';
+import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import {
+  buildLockoutDetector,
+  type LockoutDetector,
+} from '../../services/lockout-detector/src/lockout-detector.js';
+import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { readTopic } from '../support/topic-reader.js';
 
 /** Waits until the detector's group has committed every login and 2fa event produced so far. */
 export async function detectorCaughtUp(world: Isolated, groupId: string, timeoutMs = 60_000): Promise<void> {
@@ -12,4 +19,53 @@ export async function detectorCaughtUp(world: Isolated, groupId: string, timeout
     timeoutMs,
     'the detector to catch up',
   );
+}
+
+/** An isolated world with a real lockout detector on it, its Redis client, and the security topic read. */
+export interface DetectorWorld {
+  world: Isolated;
+  redis: Redis;
+  detector: LockoutDetector;
+  security: Awaited<ReturnType<typeof readTopic>>;
+  groupId: string;
+  prefix: string;
+  /** Stops the detector and the reader, removes the world's Redis keys and topics. */
+  stop(): Promise<void>;
+}
+
+export async function startDetectorWorld(name: string, rules: LockoutRules): Promise<DetectorWorld> {
+  const world = await isolated(name);
+  const redis = createRedis(world.config.redis.url, 'state', { commandTimeout: 5_000 });
+  await waitForRedis(redis);
+  const groupId = `${world.config.kafka.groupPrefix}twofold-lockout-detector`;
+  const prefix = world.config.redis.keyPrefix;
+  const detector = buildLockoutDetector({
+    kafka: world.kafka,
+    producer: world.producer,
+    redis,
+    redisUrl: world.config.redis.url,
+    logger: world.logger,
+    metrics: world.metrics,
+    groupId,
+    keyPrefix: prefix,
+    rules,
+  });
+  await detector.start();
+  const security = await readTopic(world.kafka, world.topics.security);
+  return {
+    world,
+    redis,
+    detector,
+    security,
+    groupId,
+    prefix,
+    async stop() {
+      await detector.stop();
+      await security.stop();
+      const keys = await redis.keys(`${prefix}*`);
+      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      await redis.quit();
+      await world.cleanup();
+    },
+  };
 }

@@ -9,7 +9,7 @@ import { taggedKey } from '@twofold/redis';
  * User `<P>lo:{u:<username>}:…`
  * - `streak`, `streakk` — zsets of failure ids (score: event time), all and those from
  *   known-good networks; the ids are the dedupe. `reset` — time of the last completed
- *   sign-in: the consecutive failures are those after it.
+ *   sign-in (or streak reset, or admin lift): the consecutive failures are those after it.
  * - `src` — zset: IPs outside known networks that failed for the user (score: latest time).
  * - `pair:<ip>` — zset: failure ids of (user, IP) (score: event time), the backoff window.
  * - `known` — zset: known-good networks (score: when the knowledge expires, ms).
@@ -17,10 +17,13 @@ import { taggedKey } from '@twofold/redis';
  *   or a second factor waiting for its login (whichever arrives first).
  * - `lock`, `force`, `pairlock:<ip>` — lockout records (hash, see {@link LockoutRecord}),
  *   expiring with the lockout; `locklevel`, `pairlevel:<ip>` — locks in a row (backoff).
+ * - `liftedat:src`, `liftedat:pair:<ip>` — watermark (ms) of the last admin lift that reset
+ *   the window: it counts only failures after it.
  *
  * Network `<P>lo:{n:<cidr>}:…`
  * - `ipusers:<ip>`, `users` — zsets of distinct users of the IP / network (score: latest
- *   time); `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`.
+ *   time); `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`;
+ *   `liftedat:ipusers:<ip>`, `liftedat:users` — watermarks of admin lifts, as for a user.
  *
  * Global `<P>lo:{g}:…` — `b:<bucket>:{e,u,i,p}` HyperLogLogs of failure ids, users, IPs
  * and (user, IP) pairs per time bucket; `c:<window>` failure ids per whole window (baseline).

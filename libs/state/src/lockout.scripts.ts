@@ -28,12 +28,28 @@ local function trim(key, before, cap, ttl, keep)
   if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
   expire(key, ttl, keep)
 end
+-- An admin lift leaves a watermark per window it cleared (\`liftedat:<window>\`): the failures
+-- at or before it were judged already (a redelivery brings them again and re-adds them), so
+-- a window counts only failures after it. Read only once a count reaches its gate with no
+-- lockout of the window in force (below the gate no rule looks at the count; with the
+-- lockout in force the rule is answered already), once per call.
+local lifts = {}
+local function afterLift(window, count, t, length, mark)
+  local from = lifts[mark]
+  if from == nil then
+    from = tonumber(redis.call('GET', mark)) or false
+    lifts[mark] = from
+  end
+  if not from or t - length >= from then return count end
+  if t <= from then return 0 end
+  return redis.call('ZCOUNT', window, '(' .. from, '+inf')
+end
 `;
 
 /**
  * Counts user-side signals. Per base (one user): n events of 6 fields `kind` (f = failure,
  * u = failure for a username the app has no account for, s = primary login succeeded,
- * c = sign-in complete), `id`, `t`, `ip`, `network`, `session`.
+ * c = sign-in complete, r = streak reset only), `id`, `t`, `ip`, `network`, `session`.
  * ARGV head: now, pairWindow, srcWindow, windowCap, streakTtl, streakCap, pendingTtl,
  * knownMax, knownTtl, streakGate, sourcesGate, pairGate. Lock flags and the known-network
  * streak are read only once their count reaches its gate (the rule's threshold): below
@@ -41,9 +57,11 @@ end
  *
  * Every structure is idempotent, so a redelivered event changes nothing: the streak is a
  * zset of failure ids (the dedupe: ZADD NX tells a new failure from one seen before),
- * counted after `reset`, the time of the last completed sign-in (a failure from before it,
- * read late or again, does not count); the (user, IP) log is keyed by failure id; sources
- * and known networks keep the latest time per member.
+ * counted after `reset`, the time of the last completed sign-in or admin lift (a failure
+ * from before it, read late or again, does not count: it is kept at score 0); the (user,
+ * IP) log is keyed by failure id; sources and known networks keep the latest time per
+ * member. The (user, IP) and sources windows count after the watermark of an admin lift
+ * (`afterLift`).
  *
  * A user whose failures in a call are all `u` has no account to protect: the keys they
  * touch last only as long as the longest short window (pair, sources), not the streak
@@ -93,13 +111,16 @@ for g = 1, #KEYS do
     a = a + 6
     if kind == 'f' or kind == 'u' then
       failed = true
-      local fresh = redis.call('ZADD', streak, 'NX', ts, id) == 1
+      -- A failure at or before the reset (read late, or again after an admin lift) is kept
+      -- for the dedupe only, at score 0: no count includes it, even once the reset is gone.
+      local inStreak = t > resetAt
+      local fresh = redis.call('ZADD', streak, 'NX', inStreak and ts or 0, id) == 1
       local ks = redis.call('ZSCORE', known, network)
       local isKnown = ks and tonumber(ks) > now
       local pair = pairPrefix .. ip
       local pairCount = 0
       if isKnown then
-        if fresh then redis.call('ZADD', streakKnown, 'NX', ts, id); knownTouched = true end
+        if fresh and inStreak then redis.call('ZADD', streakKnown, 'NX', ts, id); knownTouched = true end
       else
         redis.call('ZADD', pair, ts, id)
         redis.call('ZADD', src, 'GT', ts, ip)
@@ -123,8 +144,14 @@ for g = 1, #KEYS do
         if lock[1] then userLock = (lock[2] == '1') and 1 or 2 end
         streakKnownCount = redis.call('ZCOUNT', streakKnown, afterReset, '+inf')
       end
-      if sources >= sourcesGate then force = redis.call('EXISTS', base .. ':force') end
-      if pairCount >= pairGate then pairLock = redis.call('EXISTS', base .. ':pairlock:' .. ip) end
+      if sources >= sourcesGate then
+        force = redis.call('EXISTS', base .. ':force')
+        if force == 0 then sources = afterLift(src, sources, t, srcWindow, base .. ':liftedat:src') end
+      end
+      if pairCount >= pairGate then
+        pairLock = redis.call('EXISTS', base .. ':pairlock:' .. ip)
+        if pairLock == 0 then pairCount = afterLift(pair, pairCount, t, pairWindow, base .. ':liftedat:pair:' .. ip) end
+      end
       replies[i] = {
         fresh and 0 or 1, isKnown and 1 or 0, total, streakKnownCount, pairCount, sources, userLock, force, pairLock
       }
@@ -142,11 +169,14 @@ for g = 1, #KEYS do
         redis.call('ZREMRANGEBYSCORE', streak, '-inf', resetAt)
         redis.call('ZREMRANGEBYSCORE', streakKnown, '-inf', resetAt)
       end
-      local network = redis.call('GET', base .. ':login:' .. session)
-      if network then
-        promote(known, network, now, knownTtl, knownMax)
-      else
-        redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl)
+      -- A reset alone (r) passed no second factor: its network does not become known-good.
+      if kind == 'c' then
+        local network = redis.call('GET', base .. ':login:' .. session)
+        if network then
+          promote(known, network, now, knownTtl, knownMax)
+        else
+          redis.call('SET', base .. ':done:' .. session, '1', 'PX', pendingTtl)
+        end
       end
       replies[i] = { 0 }
     end
@@ -166,7 +196,8 @@ return out
  * Counts failures per source network. Per base (one network): n failures of 4 fields
  * `id`, `t`, `ip`, `username`. ARGV head: now, window, windowCap, ipGate, netGate (blocks
  * are read only once a count reaches its gate). Distinct users keep the
- * latest time per user, so a redelivered failure changes nothing. Replies per failure
+ * latest time per user, so a redelivered failure changes nothing; past the gate, a window
+ * counts after the watermark of an admin lift (`afterLift`). Replies per failure
  * {ipUsers, networkUsers, ipBlock, networkBlock}.
  */
 export const LOCKOUT_NETWORK_COUNT_SCRIPT = `${WINDOW_HELPERS}
@@ -194,8 +225,14 @@ for g = 1, #KEYS do
     if sampled(id) or ipCount > windowCap then trim(ipUsers, t - window, windowCap, window) end
     if sampled(id) or netCount > windowCap then trim(users, t - window, windowCap, window) end
     local ipBlock, netBlock = 0, 0
-    if ipCount >= ipGate then ipBlock = redis.call('EXISTS', ipLockPrefix .. ip) end
-    if netCount >= netGate then netBlock = redis.call('EXISTS', netLock) end
+    if ipCount >= ipGate then
+      ipBlock = redis.call('EXISTS', ipLockPrefix .. ip)
+      if ipBlock == 0 then ipCount = afterLift(ipUsers, ipCount, t, window, base .. ':liftedat:ipusers:' .. ip) end
+    end
+    if netCount >= netGate then
+      netBlock = redis.call('EXISTS', netLock)
+      if netBlock == 0 then netCount = afterLift(users, netCount, t, window, base .. ':liftedat:users') end
+    end
     replies[i] = { ipCount, netCount, ipBlock, netBlock }
   end
   redis.call('PEXPIRE', users, window)
@@ -325,35 +362,54 @@ return { 'lift' }
 `;
 
 /**
- * An admin lift. KEYS[1]: base. ARGV: claimTtl, n, n lock sub-keys, m, m evidence sub-keys
- * to forget (so the next failure does not re-impose at once), then optionally 'only' and
- * the lockout ids to lift (others are left in force). Replies the fields of each lockout
- * lifted ({@link RECORD_FIELDS} order), then its lock sub-key.
+ * An admin lift. KEYS[1]: base. ARGV: claimTtl, now, markTtl, n, n lock sub-keys, m, m
+ * evidence sub-keys (windows) to forget (so the next failure does not re-impose at once),
+ * k, k watermark sub-keys, then optionally 'only' and the lockout ids to lift (others are
+ * left in force). Replies the fields of each lockout lifted ({@link RECORD_FIELDS} order),
+ * then its lock sub-key.
+ *
+ * Forgetting the windows is not enough: a redelivery of the failures counted before the
+ * lift adds them again. Each watermark is set to the lift's time, or to the latest event
+ * time in the windows forgotten when that is later (an app whose clock runs ahead), and
+ * never lowered; the counting scripts count only failures after it (`reset` for the
+ * streak, `liftedat:<window>` for the others). Kept markTtl at least.
  */
 export const LOCKOUT_ADMIN_LIFT_SCRIPT = `
-local base, claimTtl = KEYS[1], tonumber(ARGV[1])
+local base, claimTtl, now, markTtl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local FIELDS = { 'id', 'scope', 'key', 'mode', 'rule', 'until', 'imposedAt', 'failures', 'level', 'spares' }
-local n = tonumber(ARGV[2])
-local m = tonumber(ARGV[3 + n])
+local n = tonumber(ARGV[4])
+local m = tonumber(ARGV[5 + n])
+local k = tonumber(ARGV[6 + n + m])
 local only = nil
-if ARGV[4 + n + m] == 'only' then
+if ARGV[7 + n + m + k] == 'only' then
   only = {}
-  for i = 5 + n + m, #ARGV do only[ARGV[i]] = true end
+  for i = 8 + n + m + k, #ARGV do only[ARGV[i]] = true end
 end
 local out = {}
 for i = 1, n do
-  local lockKey = base .. ':' .. ARGV[2 + i]
+  local lockKey = base .. ':' .. ARGV[4 + i]
   local values = redis.call('HMGET', lockKey, unpack(FIELDS))
   if values[1] and (only == nil or only[values[1]]) then
     redis.call('DEL', lockKey)
     redis.call('SET', base .. ':lifted:' .. values[1], 'admin', 'PX', claimTtl)
     local r = {}
     for j = 1, #FIELDS do r[j] = values[j] or '' end
-    r[#FIELDS + 1] = ARGV[2 + i]
+    r[#FIELDS + 1] = ARGV[4 + i]
     out[#out + 1] = r
   end
 end
-for i = 1, m do redis.call('DEL', base .. ':' .. ARGV[3 + n + i]) end
+local mark = now
+for i = 1, m do
+  local window = base .. ':' .. ARGV[5 + n + i]
+  local latest = redis.call('ZREVRANGE', window, 0, 0, 'WITHSCORES')[2]
+  if latest and tonumber(latest) > mark then mark = tonumber(latest) end
+  redis.call('DEL', window)
+end
+for i = 1, k do
+  local key = base .. ':' .. ARGV[6 + n + m + i]
+  local held = tonumber(redis.call('GET', key) or '0')
+  redis.call('SET', key, string.format('%.0f', math.max(mark, held)), 'PX', math.max(markTtl, redis.call('PTTL', key)))
+end
 return out
 `;
 

@@ -243,22 +243,28 @@ export class LockoutKeyError extends Error {
   }
 }
 
-/** Base keys of a lift: the lock sub-keys and evidence sub-keys under each. */
-function liftBases(
-  prefix: string,
-  scope: LockoutRecord['scope'],
-  key: string,
-): Map<string, { locks: string[]; clear: string[] }> {
-  const bases = new Map<string, { locks: string[]; clear: string[] }>();
-  for (const { target, clear } of liftPlan(scope, key)) {
+interface LiftOfBase {
+  locks: string[];
+  clear: string[];
+  marks: string[];
+}
+
+/** Base keys of a lift: the lock sub-keys, evidence sub-keys and watermark sub-keys under each. */
+function liftBases(prefix: string, scope: LockoutRecord['scope'], key: string): Map<string, LiftOfBase> {
+  const bases = new Map<string, LiftOfBase>();
+  for (const { target, clear, marks } of liftPlan(scope, key)) {
     const { base, lockSub } = lockoutLocation(prefix, target);
-    const entry = bases.get(base) ?? { locks: [], clear: [] };
+    const entry = bases.get(base) ?? { locks: [], clear: [], marks: [] };
     entry.locks.push(lockSub);
     entry.clear.push(...clear);
+    entry.marks.push(...marks);
     bases.set(base, entry);
   }
   return bases;
 }
+
+/** How long a lift's watermark is kept by default: the default streak memory, the longest window. */
+export const LIFT_WATERMARK_TTL_MS = 30 * 86_400_000;
 
 /**
  * The lockouts an admin lift of this scope and key would lift now, without lifting them
@@ -294,6 +300,14 @@ export async function lockoutsToLift(
  * - `ip`, key = an IP: the block of that IP; key = a network (`203.0.113.0/24`,
  *   `2001:db8::/64`): the block of the network. Their windows are reset.
  *
+ * A reset is a fresh start: failures with an event time at or before the lift were judged
+ * already, and a redelivery of them (the detector counted them, then crashed before its
+ * commit) counts them nowhere again. The lift leaves a watermark per window reset, at the
+ * lift's time (`now`), or at the latest event time in the window when that is later; it
+ * is kept `watermarkTtlMs` (default {@link LIFT_WATERMARK_TTL_MS}; at least the longest
+ * counting window). Failures from an app whose clock runs behind, up to its lag after the
+ * lift, are not counted either.
+ *
  * With `lockIds`, only lockouts with those ids are lifted (those announced already: a
  * lockout imposed since is left in force). Returns the records lifted (empty when nothing
  * was in force); publishing `lockout.lifted` (by admin) is the caller's part. A lockout
@@ -305,19 +319,37 @@ export async function liftLockout(
   prefix: string,
   scope: LockoutRecord['scope'],
   key: string,
-  options: { claimTtlMs?: number; lockIds?: readonly string[] } = {},
+  options: {
+    claimTtlMs?: number;
+    lockIds?: readonly string[];
+    /** The lift's time (ms); now by default. */
+    now?: number;
+    watermarkTtlMs?: number;
+  } = {},
 ): Promise<LockoutRecord[]> {
   const bases = liftBases(prefix, scope, key);
   const only = options.lockIds ? ['only', ...options.lockIds] : [];
+  const now = options.now ?? Date.now();
   const lifted: LockoutRecord[] = [];
   const unindexed: string[] = [];
-  for (const [base, { locks, clear }] of bases) {
+  for (const [base, { locks, clear, marks }] of bases) {
     const reply = (await runScript(
       redis,
       'twofoldLockoutAdminLift',
       LOCKOUT_ADMIN_LIFT_SCRIPT,
       [base],
-      [options.claimTtlMs ?? 7 * 86_400_000, locks.length, ...locks, clear.length, ...clear, ...only],
+      [
+        options.claimTtlMs ?? 7 * 86_400_000,
+        now,
+        options.watermarkTtlMs ?? LIFT_WATERMARK_TTL_MS,
+        locks.length,
+        ...locks,
+        clear.length,
+        ...clear,
+        marks.length,
+        ...marks,
+        ...only,
+      ],
     )) as string[][];
     for (const fields of reply) {
       const record = recordFrom(fields);
@@ -330,13 +362,22 @@ export async function liftLockout(
   return lifted;
 }
 
-function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: string[] }[] {
+/**
+ * What a lift touches per target: the lock, the windows it forgets (`clear`) and the
+ * watermarks it leaves (`marks`, read by the counting scripts: `reset` for the streak,
+ * `liftedat:<window>` for the others).
+ */
+function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: string[]; marks: string[] }[] {
   if (scope === 'user') {
     const username = normalizeUsername(key);
     if (!username) throw new LockoutKeyError('the key of a user lockout is a username');
     return [
-      { target: { kind: 'user', username }, clear: ['streak', 'streakk', 'src'] },
-      { target: { kind: 'force', username }, clear: [] },
+      {
+        target: { kind: 'user', username },
+        clear: ['streak', 'streakk', 'src'],
+        marks: ['reset', 'liftedat:src'],
+      },
+      { target: { kind: 'force', username }, clear: [], marks: [] },
     ];
   }
   if (scope === 'user_ip') {
@@ -345,7 +386,13 @@ function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: s
     const source = at > 0 ? lockoutSourceOf(key.slice(at + 1)) : undefined;
     if (!username || !source)
       throw new LockoutKeyError('the key of a user_ip lockout is "username|ip", e.g. "alice|203.0.113.7"');
-    return [{ target: { kind: 'user_ip', username, ip: source.ip }, clear: [`pair:${source.ip}`] }];
+    return [
+      {
+        target: { kind: 'user_ip', username, ip: source.ip },
+        clear: [`pair:${source.ip}`],
+        marks: [`liftedat:pair:${source.ip}`],
+      },
+    ];
   }
   if (scope === 'ip') {
     const slash = key.indexOf('/');
@@ -357,12 +404,15 @@ function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: s
     if (slash >= 0) {
       if (key.slice(slash) !== source.network.slice(source.network.indexOf('/')))
         throw new LockoutKeyError(`networks are IPv4 /24 and IPv6 /64: ${source.network}`);
-      return [{ target: { kind: 'network', network: source.network }, clear: ['users'] }];
+      return [
+        { target: { kind: 'network', network: source.network }, clear: ['users'], marks: ['liftedat:users'] },
+      ];
     }
     return [
       {
         target: { kind: 'ip', ip: source.ip, network: source.network },
         clear: [`ipusers:${source.ip}`],
+        marks: [`liftedat:ipusers:${source.ip}`],
       },
     ];
   }

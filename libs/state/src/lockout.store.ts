@@ -57,7 +57,10 @@ export interface LockoutStoreSettings {
   readonly eventsPerCall: number;
 }
 
-/** A signal about a user: a failure, a primary login, or a completed sign-in. */
+/**
+ * A signal about a user: a failure, a primary login, a completed sign-in (resets the streak,
+ * makes the login's network known-good), or a streak reset alone.
+ */
 export type LockoutUserSignal =
   | {
       readonly kind: 'failure';
@@ -78,7 +81,8 @@ export type LockoutUserSignal =
       readonly network: string;
       readonly session: string;
     }
-  | { readonly kind: 'complete'; readonly id: string; readonly at: number; readonly session: string };
+  | { readonly kind: 'complete'; readonly id: string; readonly at: number; readonly session: string }
+  | { readonly kind: 'reset'; readonly id: string; readonly at: number };
 
 export interface UserFailureCounts {
   readonly duplicate: boolean;
@@ -248,7 +252,8 @@ export function createLockoutStore(
               args.push(signal.unknownUser ? 'u' : 'f', signal.id, signal.at, signal.ip, signal.network, '');
             else if (signal.kind === 'login')
               args.push('s', signal.id, signal.at, '', signal.network, signal.session);
-            else args.push('c', signal.id, signal.at, '', '', signal.session);
+            else if (signal.kind === 'complete') args.push('c', signal.id, signal.at, '', '', signal.session);
+            else args.push('r', signal.id, signal.at, '', '', '');
           }
         }
         void pipeline.twofoldLockoutUserCount(

@@ -99,10 +99,32 @@ describe('lockoutSignalOf', () => {
       },
       'ignored',
     ],
+    [
+      'twofold.2fa.decided',
+      { loginEventId: 'x', appId: 'jira', session, decision: 'enroll', reason: 'not_enrolled' },
+      'reset',
+    ],
+    [
+      'twofold.2fa.decided',
+      { loginEventId: 'x', appId: 'jira', session, decision: 'deny', reason: 'locked', lockedUntil: null },
+      'ignored',
+    ],
+    ['twofold.enrollment.activated', { method: 'generated' }, 'ignored'],
     ['twofold.login.succeeded', { appId: 'jira', session, method: 'password', ip: '192.0.2.1' }, 'login'],
     ['twofold.logout', { appId: 'jira', session }, 'ignored'],
   ] as const)('reads %s (%j) as %s', (type, data, kind) => {
     expect(signal(createEvent(type, 'app/jira', 'alice', data as never)).kind).toBe(kind);
+  });
+
+  it('reads a decided `enroll` as a streak reset of the user, at the event time', () => {
+    const event = createEvent(
+      'twofold.2fa.decided',
+      'service/verifier',
+      'Alice',
+      { loginEventId: 'x', appId: 'jira', session, decision: 'enroll', reason: 'not_enrolled' },
+      { time: at },
+    );
+    expect(signal(event)).toEqual({ kind: 'reset', id: event.id, username: 'alice', at: NOW - 1000 });
   });
 
   it('refuses an address lockout state cannot key', () => {

@@ -33,6 +33,12 @@ export type LockoutSignal =
       readonly session: string;
       readonly at: number;
     }
+  /**
+   * A right password answered `enroll`: the user has no second factor yet, so the password
+   * is all there is to pass. Resets the streak (NIST: a successful authentication); the
+   * network does not become known-good, since no second factor was passed.
+   */
+  | { readonly kind: 'reset'; readonly id: string; readonly username: string; readonly at: number }
   | { readonly kind: 'ignored' }
   /** A valid event the detector cannot use (sent to the DLQ with the reason). */
   | { readonly kind: 'rejected'; readonly reason: string };
@@ -88,6 +94,14 @@ export function lockoutSignalOf(
     }
     case 'twofold.2fa.verified':
     case 'twofold.2fa.decided':
+      if (event.type === 'twofold.2fa.decided' && event.data.decision === 'enroll') {
+        return {
+          kind: 'reset',
+          id: event.id,
+          username: event.subject,
+          at: effectiveEventTime(event.time, brokerTimeMs, nowMs, rules.clock).at,
+        };
+      }
       if (event.type === 'twofold.2fa.decided' && event.data.decision !== 'skip') return { kind: 'ignored' };
       return {
         kind: 'complete',

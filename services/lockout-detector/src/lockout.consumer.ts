@@ -259,6 +259,9 @@ export function createLockoutHandler(deps: {
             session: signal.session,
           });
           break;
+        case 'reset':
+          push(users, signal.username, { kind: 'reset', id: signal.id, at: signal.at });
+          break;
         case 'rejected':
           rejected.push({ item, reason: signal.reason });
           break;
