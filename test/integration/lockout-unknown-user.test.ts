@@ -1,9 +1,10 @@
 // Failures for usernames the app has no account for (`unknown_user`): a combo list of
-// random names must not fill Redis with per-user state for the 30-day streak memory (Redis
-// runs without eviction: full, it refuses every write and every decision fails closed).
-// Their user-side keys last only the short windows; a real account's streak keeps its
-// memory, even when an unknown-user failure comes in between; source, network and spray
-// counting is that of any failure, and a redelivery counts once.
+// random names must not fill Redis with per-user state (Redis runs without eviction: full,
+// it refuses every write and every decision fails closed). Such a failure keeps only the
+// user's streak, for the short window: no (user, IP) window and no sources window, which
+// protect an account there is none of. A real account's failures keep all of it, and its
+// streak keeps its memory, even when an unknown-user failure comes in between; source,
+// network and spray counting is that of any failure, and a redelivery counts once.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEvent } from '@twofold/contracts';
@@ -109,7 +110,7 @@ describe('unknown-user failures in the store', () => {
     ...extra,
   });
 
-  it('a name with only unknown-user failures keeps its keys for the short window, not the streak memory', async () => {
+  it('a name with only unknown-user failures keeps only its streak, for the short window', async () => {
     // Ids ending in 0 are the ones that trim (one in 16): trimming must not extend either.
     await count([
       unknown('ghost-1', '198.51.100.1', { id: `${randomUUID()}0` }),
@@ -118,13 +119,8 @@ describe('unknown-user failures in the store', () => {
     ]);
     await count([unknown('ghost-1', '198.51.100.3', { id: `${randomUUID()}0` })]);
     const ttls = await userTtls(prefix, 'ghost-1');
-    expect(Object.keys(ttls).sort()).toEqual([
-      'pair:198.51.100.1',
-      'pair:198.51.100.2',
-      'pair:198.51.100.3',
-      'src',
-      'streak',
-    ]);
+    // No (user, IP) window and no sources window: there is no account to lock.
+    expect(Object.keys(ttls)).toEqual(['streak']);
     expectShortLived(ttls);
     // They still count on the user side within those windows.
     expect(await redis.zcard(`${prefix}lo:{u:ghost-1}:streak`)).toBe(4);
@@ -133,6 +129,7 @@ describe('unknown-user failures in the store', () => {
   it("a real account's streak keeps the streak memory, even with an unknown-user failure in between", async () => {
     await count([known('real-1', '198.51.100.1', { id: `${randomUUID()}0` })]);
     const ttls = await userTtls(prefix, 'real-1');
+    expect(Object.keys(ttls).sort()).toEqual(['pair:198.51.100.1', 'src', 'streak']);
     expect(ttls['streak']).toBeGreaterThan(LONG);
     expect(ttls['src']).toBeLessThanOrEqual(SHORT);
     // Real, then unknown-user failures in later calls (one trims).
@@ -152,14 +149,31 @@ describe('unknown-user failures in the store', () => {
       expect(await redis.zcard(`${prefix}lo:{u:${name}}:streak`), name).toBeGreaterThanOrEqual(2);
   });
 
+  it('real and unknown-user failures of one name in one call: only the real one is in the pair and sources windows', async () => {
+    const [real, ghost, later] = await count([
+      known('mixed-4', '192.0.2.10'),
+      unknown('mixed-4', '192.0.2.11', { id: `${randomUUID()}0` }),
+      known('mixed-4', '192.0.2.10'),
+    ]);
+    expect(real!.user).toMatchObject({ duplicate: false, streak: 1, pairFailures: 1, userSources: 1 });
+    expect(ghost!.user).toMatchObject({ duplicate: false, streak: 2, pairFailures: 0, userSources: 0 });
+    expect(later!.user).toMatchObject({ duplicate: false, streak: 3, pairFailures: 2, userSources: 1 });
+    const ttls = await userTtls(prefix, 'mixed-4');
+    expect(Object.keys(ttls).sort()).toEqual(['pair:192.0.2.10', 'src', 'streak']);
+    expect(ttls['streak']).toBeGreaterThan(LONG);
+    expect(await redis.zrange(`${prefix}lo:{u:mixed-4}:src`, 0, -1)).toEqual(['192.0.2.10']);
+    // The source side counts the unknown-user failure too.
+    expect(ghost!.network).toMatchObject({ ipUsers: 1, networkUsers: 1 });
+  });
+
   it('a redelivered unknown-user failure counts once, in every window', async () => {
     const id = randomUUID();
     const ip = '203.0.113.9';
     const first = await count([unknown('ghost-2', ip, { id }), unknown('ghost-3', ip)]);
-    expect(first[0]!.user).toMatchObject({ duplicate: false, streak: 1, pairFailures: 1, userSources: 1 });
+    expect(first[0]!.user).toMatchObject({ duplicate: false, streak: 1, pairFailures: 0, userSources: 0 });
     expect(first[1]!.network).toMatchObject({ ipUsers: 2, networkUsers: 2 });
     const again = await count([unknown('ghost-2', ip, { id })]);
-    expect(again[0]!.user).toMatchObject({ duplicate: true, streak: 1, pairFailures: 1, userSources: 1 });
+    expect(again[0]!.user).toMatchObject({ duplicate: true, streak: 1, pairFailures: 0, userSources: 0 });
     expect(again[0]!.network).toMatchObject({ ipUsers: 2, networkUsers: 2 });
     expect((await store.sprayWindow(Date.now())).failures).toBeGreaterThanOrEqual(2);
     expectShortLived(await userTtls(prefix, 'ghost-2'));
@@ -199,7 +213,7 @@ describe('unknown-user failures through the detector (Kafka to Redis)', () => {
   const caughtUp = () => detectorCaughtUp(world, groupId());
   const prefix = () => world.config.redis.keyPrefix;
 
-  it('short-lived keys for unknown users, the streak memory for real ones, a redelivery counted once', async () => {
+  it('only a short-lived streak for unknown users, the streak memory for real ones, a redelivery counted once', async () => {
     const stuffer = '198.18.7.7';
     const ghosts = Array.from({ length: 30 }, (_, i) => failed(`combo-${i}`, stuffer, 'unknown_user'));
     await world.producer.publish('login', [
@@ -212,10 +226,21 @@ describe('unknown-user failures through the detector (Kafka to Redis)', () => {
     await world.producer.publish('login', [failed('interleaved', '192.0.2.51', 'unknown_user')]);
     await caughtUp();
 
-    for (let i = 0; i < ghosts.length; i++) expectShortLived(await userTtls(prefix(), `combo-${i}`));
-    expect((await userTtls(prefix(), 'real-user'))['streak']).toBeGreaterThan(LONG);
+    for (let i = 0; i < ghosts.length; i++) {
+      const ttls = await userTtls(prefix(), `combo-${i}`);
+      // No `pair:*`, no `src`: only the streak, short-lived.
+      expect(Object.keys(ttls), `combo-${i}`).toEqual(['streak']);
+      expectShortLived(ttls);
+    }
+    // A real account's failure still fills its pair and sources windows.
+    const real = await userTtls(prefix(), 'real-user');
+    expect(Object.keys(real).sort()).toEqual(['pair:192.0.2.50', 'src', 'streak']);
+    expect(real['streak']).toBeGreaterThan(LONG);
     expect((await userTtls(prefix(), 'interleaved'))['streak']).toBeGreaterThan(LONG);
     expect(await redis.zcard(`${prefix()}lo:{u:interleaved}:streak`)).toBe(2);
+    // Its unknown-user failure is in the streak only, not in its pair or sources window.
+    expect(await redis.zcard(`${prefix()}lo:{u:interleaved}:pair:192.0.2.51`)).toBe(1);
+    expect(await redis.zcard(`${prefix()}lo:{u:interleaved}:src`)).toBe(1);
 
     // The source side saw every unknown-user failure: 30 users from one IP block it.
     const network = `${prefix()}lo:{n:198.18.7.0/24}`;
@@ -239,8 +264,10 @@ describe('unknown-user failures through the detector (Kafka to Redis)', () => {
     expect(await redis.zcard(`${network}:ipusers:${stuffer}`)).toBe(30);
     expect(await redis.zcard(`${network}:users`)).toBe(30);
     expect(await redis.zscore(`${network}:users`, 'combo-3')).toBe(scoreBefore);
-    expect(await redis.zcard(`${prefix()}lo:{u:combo-3}:pair:${stuffer}`)).toBe(1);
+    expect(await redis.zcard(`${prefix()}lo:{u:combo-3}:streak`)).toBe(1);
     expect((await detector.store.sprayWindow(Date.now())).failures).toBe(sprayBefore);
-    expectShortLived(await userTtls(prefix(), 'combo-3'));
+    const again = await userTtls(prefix(), 'combo-3');
+    expect(Object.keys(again)).toEqual(['streak']);
+    expectShortLived(again);
   });
 });

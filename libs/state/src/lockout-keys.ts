@@ -12,6 +12,7 @@ import { taggedKey } from '@twofold/redis';
  *   sign-in (or streak reset, or admin lift): the consecutive failures are those after it.
  * - `src` — zset: IPs outside known networks that failed for the user (score: latest time).
  * - `pair:<ip>` — zset: failure ids of (user, IP) (score: event time), the backoff window.
+ *   Neither holds unknown-user failures (no account): those are in `streak` only.
  * - `known` — zset: known-good networks (score: when the knowledge expires, ms).
  * - `login:<session>` / `done:<session>` — a primary login waiting for its second factor,
  *   or a second factor waiting for its login (whichever arrives first).

@@ -63,11 +63,14 @@ end
  * member. The (user, IP) and sources windows count after the watermark of an admin lift
  * (`afterLift`).
  *
- * A user whose failures in a call are all `u` has no account to protect: the keys they
- * touch last only as long as the longest short window (pair, sources), not the streak
- * memory, or a combo list of random names would fill Redis with 30-day streaks (and
- * Redis, without eviction, would then refuse every write). An expiry a real failure set
- * before is never shortened. The dedupe of such failures lasts as long as their keys: a
+ * A `u` failure has no account behind it: no (user, IP) lock and no many-sources lock
+ * protects anything, so it is only added to the streak (the dedupe, and the hard lock if
+ * the app mislabels a real account's failure), not to the (user, IP) or sources windows
+ * (it replies 0 for both); the source side counts it like any failure. A user whose
+ * failures in a call are all `u` keeps its streak only as long as the longest short window
+ * (pair, sources), not the streak memory, or a combo list of random names would fill Redis
+ * (without eviction, it would then refuse every write). An expiry a real failure set
+ * before is never shortened. The dedupe of such failures lasts as long as their streak: a
  * redelivery later than that counts again on the user side only (the source and spray
  * figures are idempotent on their own), for a username with no account.
  *
@@ -96,7 +99,7 @@ for g = 1, #KEYS do
   local afterReset = '(' .. resetAt
   local pairPrefix = base .. ':pair:'
   local n = tonumber(ARGV[a]); a = a + 1
-  -- Failures of a real account keep the streak memory; unknown-user ones only the windows.
+  -- Failures of a real account keep the streak memory; unknown-user ones the longest short window.
   local userTtl, keep = math.min(streakTtl, math.max(pairWindow, srcWindow)), true
   for i = 0, n - 1 do
     if ARGV[a + 6 * i] == 'f' then userTtl, keep = streakTtl, false; break end
@@ -118,10 +121,13 @@ for g = 1, #KEYS do
       local ks = redis.call('ZSCORE', known, network)
       local isKnown = ks and tonumber(ks) > now
       local pair = pairPrefix .. ip
-      local pairCount = 0
+      -- An unknown-user failure stays out of the (user, IP) and sources windows: no
+      -- account, no lock of theirs to impose (it replies 0 for both).
+      local real = kind == 'f'
+      local pairCount, sources = 0, 0
       if isKnown then
         if fresh and inStreak then redis.call('ZADD', streakKnown, 'NX', ts, id); knownTouched = true end
-      else
+      elseif real then
         redis.call('ZADD', pair, ts, id)
         redis.call('ZADD', src, 'GT', ts, ip)
         pairsTouched[pair] = true
@@ -129,14 +135,14 @@ for g = 1, #KEYS do
         pairCount = redis.call('ZCOUNT', pair, since(t, pairWindow), '+inf')
       end
       local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
-      local sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf')
+      if real then sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf') end
       if sampled(id) or total > streakCap then
         trim(streak, resetAt, streakCap, userTtl, keep)
         -- Known-network failures are a subset of the streak: bounded by the same rule.
         trim(streakKnown, resetAt, streakCap, userTtl, keep)
       end
-      if (sampled(id) or pairCount > windowCap) and not isKnown then trim(pair, t - pairWindow, windowCap, pairWindow) end
-      if sampled(id) or sources > windowCap then trim(src, t - srcWindow, windowCap, srcWindow) end
+      if real and (sampled(id) or pairCount > windowCap) and not isKnown then trim(pair, t - pairWindow, windowCap, pairWindow) end
+      if real and (sampled(id) or sources > windowCap) then trim(src, t - srcWindow, windowCap, srcWindow) end
       -- What only matters past a threshold is read only there (most failures are below).
       local userLock, streakKnownCount, force, pairLock = 0, 0, 0, 0
       if total >= streakGate then

@@ -69,8 +69,9 @@ export type LockoutUserSignal =
       readonly ip: string;
       readonly network: string;
       /**
-       * The app has no account of that name: its user-side state lasts only the short
-       * windows (source and spray counting is the same as for any failure).
+       * The app has no account of that name: it counts in the user's streak only (not in
+       * the (user, IP) or sources windows, which reply 0), kept for the short windows;
+       * source and spray counting is the same as for any failure.
        */
       readonly unknownUser?: boolean;
     }
