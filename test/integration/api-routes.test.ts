@@ -211,49 +211,53 @@ describe('POST /v1/login-events', () => {
     );
   });
 
-  it.each([
-    ['bad JSON', '{"type": "twofold.login.succeeded",', 400, /JSON/],
-    ['an empty body', '', 400, /empty|body/],
-    [
-      'no subject',
-      JSON.stringify({ type: 'twofold.login.succeeded', data: loginBody('x').data }),
-      400,
-      /subject.*required/,
-    ],
-    [
-      'no data',
-      JSON.stringify({ type: 'twofold.login.succeeded', subject: 'impostor' }),
-      400,
-      /body\.data is required/,
-    ],
-    [
-      'a non-string subject',
-      JSON.stringify({ ...loginBody('x'), subject: 42 }),
-      400,
-      /body\.subject must be string/,
-    ],
-    [
-      'data as a string',
-      JSON.stringify({ ...loginBody('x'), data: 'jira' }),
-      400,
-      /body\.data must be object/,
-    ],
-    ['a bad ip', JSON.stringify(loginBody('impostor', { ip: 'not-an-ip' })), 422, /ip/],
-    ['no session', JSON.stringify(loginBody('impostor', { session: undefined })), 422, /session/],
-    ['an unknown method', JSON.stringify(loginBody('impostor', { method: 'magic' })), 422, /method/],
-    [
-      'a time an hour ahead',
-      JSON.stringify({ ...loginBody('impostor'), time: new Date(Date.now() + 3_600_000).toISOString() }),
-      422,
-      /time .* is \d+ s ahead of twofold's clock; at most 300 s/,
-    ],
-    [
-      'a type of another topic',
-      JSON.stringify({ ...loginBody('impostor'), type: 'twofold.2fa.verified' }),
-      422,
-      /type|topic/,
-    ],
-  ])('refuses %s with %i', async (_what, body, status, detail) => {
+  it.each(
+    (
+      [
+        ['bad JSON', '{"type": "twofold.login.succeeded",', 400, /JSON/],
+        ['an empty body', '', 400, /empty|body/],
+        [
+          'no subject',
+          JSON.stringify({ type: 'twofold.login.succeeded', data: loginBody('x').data }),
+          400,
+          /subject.*required/,
+        ],
+        [
+          'no data',
+          JSON.stringify({ type: 'twofold.login.succeeded', subject: 'impostor' }),
+          400,
+          /body\.data is required/,
+        ],
+        [
+          'a non-string subject',
+          JSON.stringify({ ...loginBody('x'), subject: 42 }),
+          400,
+          /body\.subject must be string/,
+        ],
+        [
+          'data as a string',
+          JSON.stringify({ ...loginBody('x'), data: 'jira' }),
+          400,
+          /body\.data must be object/,
+        ],
+        ['a bad ip', JSON.stringify(loginBody('impostor', { ip: 'not-an-ip' })), 422, /ip/],
+        ['no session', JSON.stringify(loginBody('impostor', { session: undefined })), 422, /session/],
+        ['an unknown method', JSON.stringify(loginBody('impostor', { method: 'magic' })), 422, /method/],
+        [
+          'a time an hour ahead',
+          JSON.stringify({ ...loginBody('impostor'), time: new Date(Date.now() + 3_600_000).toISOString() }),
+          422,
+          /time .* is \d+ s ahead of twofold's clock; at most 300 s/,
+        ],
+        [
+          'a type of another topic',
+          JSON.stringify({ ...loginBody('impostor'), type: 'twofold.2fa.verified' }),
+          422,
+          /type|topic/,
+        ],
+      ] as const
+    ).map(([what, body, status, detail]) => ({ what, body, status, detail })),
+  )('refuses $what with $status', async ({ body, status, detail }) => {
     expectProblem(
       await raw('POST', '/v1/login-events', keys['jira'], body, 'application/json'),
       status,
@@ -331,14 +335,18 @@ describe('POST /v1/challenges/{challengeId}/verify', () => {
     expect(right.body).toEqual({ verified: true, method: 'totp' });
   });
 
-  it.each([
-    ['bad JSON', '{"code": ', 400, /JSON/],
-    ['no code', '{}', 400, /body\.code is required/],
-    ['a numeric code', '{"code": 123456}', 400, /body\.code must be string/],
-    ['an extra field', '{"code": "123456", "username": "victor"}', 400, /additional properties/],
-    ['five digits', '{"code": "12345"}', 400, /6 or 8 digits/],
-    ['a body over 1 KiB', JSON.stringify({ code: '1'.repeat(2000) }), 413, /1 KiB/],
-  ])('refuses %s with %i and spends no attempt', async (_what, body, status, detail) => {
+  it.each(
+    (
+      [
+        ['bad JSON', '{"code": ', 400, /JSON/],
+        ['no code', '{}', 400, /body\.code is required/],
+        ['a numeric code', '{"code": 123456}', 400, /body\.code must be string/],
+        ['an extra field', '{"code": "123456", "username": "victor"}', 400, /additional properties/],
+        ['five digits', '{"code": "12345"}', 400, /6 or 8 digits/],
+        ['a body over 1 KiB', JSON.stringify({ code: '1'.repeat(2000) }), 413, /1 KiB/],
+      ] as const
+    ).map(([what, body, status, detail]) => ({ what, body, status, detail })),
+  )('refuses $what with $status and spends no attempt', async ({ body, status, detail }) => {
     const challengeId = await challengeFor('victor');
     expectProblem(
       await raw('POST', `/v1/challenges/${challengeId}/verify`, keys['jira'], body, 'application/json'),

@@ -3,52 +3,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, createEvent } from '@twofold/contracts';
 import { resolveLockoutRules } from '@twofold/lockout';
-import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import type { Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
-import {
-  buildLockoutDetector,
-  type LockoutDetector,
-} from '../../services/lockout-detector/src/lockout-detector.js';
-import { eventually, isolated, type Isolated } from '../support/stack.js';
-import { detectorCaughtUp } from './lockout-support.js';
+import { eventually, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
 import { readTopic } from '../support/topic-reader.js';
 
 // A (user, IP) window of 2 s, so "long ago" and "far ahead" are seen within a test.
 const rules = resolveLockoutRules({
   userIp: { windowSeconds: 2, failures: 5, lockSeconds: 60, maxLockSeconds: 60 },
 });
+let started: DetectorWorld;
 let world: Isolated;
 let redis: Redis;
-let detector: LockoutDetector;
 let dlq: Awaited<ReturnType<typeof readTopic>>;
-const groupId = () => `${world.config.kafka.groupPrefix}twofold-lockout-detector`;
+const groupId = () => started.groupId;
 
 beforeAll(async () => {
-  world = await isolated('lockout-input');
-  redis = createRedis(world.config.redis.url, 'state');
-  await waitForRedis(redis);
-  detector = buildLockoutDetector({
-    kafka: world.kafka,
-    producer: world.producer,
-    redis,
-    redisUrl: world.config.redis.url,
-    logger: world.logger,
-    metrics: world.metrics,
-    groupId: groupId(),
-    keyPrefix: world.config.redis.keyPrefix,
-    rules,
-  });
-  await detector.start();
+  started = await startDetectorWorld('lockout-input', rules);
+  ({ world, redis } = started);
   dlq = await readTopic(world.kafka, world.topics.dlq);
 });
 
 afterAll(async () => {
-  await detector?.stop();
   await dlq?.stop();
-  const keys = await redis.keys(`${world.config.redis.keyPrefix}*`);
-  if (keys.length > 0) await redis.del(...keys);
-  await redis.quit();
-  await world?.cleanup();
+  await started?.stop();
 });
 
 const caughtUp = () => detectorCaughtUp(world, groupId());

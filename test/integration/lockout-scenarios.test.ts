@@ -7,18 +7,15 @@ import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createEvent, hashSessionToken, type AnyTwofoldEvent, type TopicRole } from '@twofold/contracts';
 import { resolveLockoutRules } from '@twofold/lockout';
-import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import type { Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
 import type { AppsRepository } from '@twofold/store';
 import { createAuthenticator } from '../../services/api/src/auth.js';
 import { installProblemHandlers } from '../../services/api/src/problem.js';
 import { adminLockoutsRoute } from '../../services/api/src/routes/admin-lockouts.route.js';
-import {
-  buildLockoutDetector,
-  type LockoutDetector,
-} from '../../services/lockout-detector/src/lockout-detector.js';
-import { eventually, isolated, type Isolated } from '../support/stack.js';
-import { detectorCaughtUp } from './lockout-support.js';
+import type { LockoutDetector } from '../../services/lockout-detector/src/lockout-detector.js';
+import { eventually, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
 import { readTopic } from '../support/topic-reader.js';
 
 // Defaults, except a (user, IP) lock of 1 s doubling to 4 s so expiry is seen in a test.
@@ -35,45 +32,24 @@ type Security = {
   data: Record<string, unknown> & { scope?: string; key?: string; rule?: string; kind?: string; by?: string };
 };
 
+let started: DetectorWorld;
 let world: Isolated;
 let redis: Redis;
 let detector: LockoutDetector;
-let security: Awaited<ReturnType<typeof readTopic>>;
+let security: DetectorWorld['security'];
 let admin: Awaited<ReturnType<typeof readTopic>>;
 const ADMIN_KEY = 'test-admin-key-lockouts';
 
 beforeAll(async () => {
-  world = await isolated('lockout');
-  redis = createRedis(world.config.redis.url, 'state', { commandTimeout: 5_000 });
-  await waitForRedis(redis);
-  detector = startDetector();
-  await detector.start();
-  security = await readTopic(world.kafka, world.topics.security);
+  started = await startDetectorWorld('lockout', rules);
+  ({ world, redis, detector, security } = started);
   admin = await readTopic(world.kafka, world.topics.admin);
 });
 
 afterAll(async () => {
-  await detector?.stop();
-  await Promise.all([security?.stop(), admin?.stop()]);
-  const keys = await redis.keys(`${world.config.redis.keyPrefix}*`);
-  for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
-  await redis.quit();
-  await world?.cleanup();
+  await admin?.stop();
+  await started?.stop();
 });
-
-function startDetector() {
-  return buildLockoutDetector({
-    kafka: world.kafka,
-    producer: world.producer,
-    redis,
-    redisUrl: world.config.redis.url,
-    logger: world.logger,
-    metrics: world.metrics,
-    groupId: `${world.config.kafka.groupPrefix}twofold-lockout-detector`,
-    keyPrefix: world.config.redis.keyPrefix,
-    rules,
-  });
-}
 
 const prefix = () => world.config.redis.keyPrefix;
 const lockState = (username: string, ip: string) => readLockState(redis, prefix(), username, ip);
@@ -130,7 +106,7 @@ async function knownAt(username: string, ip: string) {
   );
 }
 
-const caughtUp = () => detectorCaughtUp(world, `${world.config.kafka.groupPrefix}twofold-lockout-detector`);
+const caughtUp = () => detectorCaughtUp(world, started.groupId);
 
 /** Consecutive failures: those after the last completed sign-in. */
 const streakOf = async (username: string) => {
