@@ -58,7 +58,7 @@ interface DeadLetter {
 
 const MOVED = (listener: Listener) => `http://127.0.0.1:${listener.port}/moved`;
 const sessionOf = (body: string) => (JSON.parse(body) as { data: { session: string } }).data.session;
-const DEFAULT_NETWORKS = '169.254.0.0/16,fe80::/10,fd00:ec2::254/128,0.0.0.0/8,::/128';
+const DEFAULT_NETWORKS = '169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,0.0.0.0/8,::/128';
 /** Small numbers: a retried failure reaches the dead letters in about 2 s, a denied one at once. */
 const WEBHOOK_ENV = {
   TWOFOLD_WEBHOOK_ATTEMPTS: '5',

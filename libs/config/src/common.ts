@@ -90,11 +90,12 @@ export function toKafkaSecurity(env: KafkaSecurityEnv): KafkaSecurity {
 /**
  * Networks session webhooks are never sent to, whatever address a webhook URL names or its host
  * name resolves to: link-local (169.254.0.0/16, where cloud metadata services answer, and
- * fe80::/10), AWS's IPv6 metadata address, and the "this host" ranges 0.0.0.0/8 and ::/128.
+ * fe80::/10), AWS's IPv6 metadata address, Alibaba Cloud's (100.100.100.200, outside link-local), and
+ * the "this host" ranges 0.0.0.0/8 and ::/128.
  * Private and loopback networks are allowed: webhook targets are usually in-house apps.
  */
 export const DEFAULT_WEBHOOK_DENIED_NETWORKS: readonly string[] = Object.freeze(
-  ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '0.0.0.0/8', '::/128'].map(
+  ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32', '0.0.0.0/8', '::/128'].map(
     (n) => parseNetwork(n).cidr,
   ),
 );

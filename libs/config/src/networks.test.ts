@@ -75,8 +75,17 @@ describe('WEBHOOK_DENIED_NETWORKS', () => {
       .WEBHOOK_DENIED_NETWORKS;
 
   it('defaults to the link-local and metadata ranges, and the same list written out reads the same', () => {
-    expect(read()).toEqual(['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '0.0.0.0/8', '::/128']);
-    expect(read('169.254.0.0/16,fe80::/10,fd00:ec2::254/128,0.0.0.0/8,::/128')).toEqual(read());
+    expect(read()).toEqual([
+      '169.254.0.0/16',
+      'fe80::/10',
+      'fd00:ec2::254/128',
+      '100.100.100.200/32',
+      '0.0.0.0/8',
+      '::/128',
+    ]);
+    expect(read('169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,0.0.0.0/8,::/128')).toEqual(
+      read(),
+    );
     expect(DEFAULT_WEBHOOK_DENIED_NETWORKS).toEqual(read());
   });
 
