@@ -6,7 +6,7 @@ import {
   buildLockoutDetector,
   type LockoutDetector,
 } from '../../services/lockout-detector/src/lockout-detector.js';
-import { eventually, isolated, type Isolated } from '../support/stack.js';
+import { deleteRedisKeys, eventually, isolated, type Isolated } from '../support/stack.js';
 import { readTopic } from '../support/topic-reader.js';
 
 /** Waits until the detector's group has committed every login and 2fa event produced so far. */
@@ -62,8 +62,7 @@ export async function startDetectorWorld(name: string, rules: LockoutRules): Pro
     async stop() {
       await detector.stop();
       await security.stop();
-      const keys = await redis.keys(`${prefix}*`);
-      for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+      await deleteRedisKeys(redis, `${prefix}*`);
       await redis.quit();
       await world.cleanup();
     },

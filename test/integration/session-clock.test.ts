@@ -16,7 +16,7 @@ import {
   type SessionChange,
 } from '@twofold/state';
 import { buildSessionBroadcaster } from '../../services/session-broadcaster/src/session-broadcaster.js';
-import { eventually, stackEnv } from '../support/stack.js';
+import { deleteRedisKeys, eventually, stackEnv } from '../support/stack.js';
 import { readTopic } from '../support/topic-reader.js';
 import { createSessionWorld, type SessionWorld } from './session-world.js';
 
@@ -34,12 +34,7 @@ describe('session state in Redis', () => {
     await waitForRedis(redis);
   });
   afterAll(async () => {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    await deleteRedisKeys(redis, `${prefix}*`);
     await redis.quit();
   });
 

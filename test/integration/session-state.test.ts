@@ -14,7 +14,7 @@ import {
   userSessionsKey,
   type SessionChange,
 } from '@twofold/state';
-import { stackEnv } from '../support/stack.js';
+import { deleteRedisKeys, stackEnv } from '../support/stack.js';
 
 const prefix = `t:session-state-${randomUUID().slice(0, 8)}:`;
 const ttlSeconds = 3_600;
@@ -25,12 +25,7 @@ beforeAll(async () => {
   await waitForRedis(redis);
 });
 afterAll(async () => {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+  await deleteRedisKeys(redis, `${prefix}*`);
   await redis.quit();
 });
 

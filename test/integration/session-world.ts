@@ -34,7 +34,7 @@ import {
   type WebhookDispatcher,
 } from '../../services/session-broadcaster/src/webhook-dispatcher.js';
 import { createServiceMetrics } from '@twofold/telemetry';
-import { isolated, type Isolated } from '../support/stack.js';
+import { deleteRedisKeys, isolated, type Isolated } from '../support/stack.js';
 
 export interface Delivery {
   headers: IncomingHttpHeaders;
@@ -315,7 +315,7 @@ export async function createSessionWorld(
       await feed.stop().catch(() => undefined);
       await deadLetters.close().catch(() => undefined);
       for (const receiver of Object.values(receivers)) await receiver.close();
-      await deleteKeys(redis, `${prefix}*`).catch(() => undefined);
+      await deleteRedisKeys(redis, `${prefix}*`).catch(() => undefined);
       await redis.quit().catch(() => undefined);
       await pool.query(`DROP SCHEMA IF EXISTS ${quoteIdent(schema)} CASCADE`).catch(() => undefined);
       await pool.end().catch(() => undefined);
@@ -323,15 +323,6 @@ export async function createSessionWorld(
     },
   };
   return sessionWorld;
-}
-
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 /** p-th percentile (0–100) of a list of numbers. */

@@ -12,6 +12,7 @@ import {
   type EventProducer,
   type Kafka,
 } from '@twofold/kafka';
+import type { Redis } from '@twofold/redis';
 import { createPool, quoteIdent, runMigrations } from '@twofold/store';
 import { createLogger, createServiceMetrics, type Logger } from '@twofold/telemetry';
 
@@ -108,4 +109,14 @@ export async function eventually<T>(
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** Deletes every key matching `pattern` (SCAN, not KEYS: other tests share the Redis). */
+export async function deleteRedisKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
 }

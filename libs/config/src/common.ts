@@ -11,7 +11,7 @@ import {
   str,
   url,
 } from './env.js';
-import { networkList, parseNetwork } from './networks.js';
+import { createNetworkDenylist, networkList, parseNetwork, type NetworkDenylist } from './networks.js';
 
 /** SASL mechanisms kafkajs speaks without a plugin. */
 export const KAFKA_SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
@@ -98,6 +98,11 @@ export const DEFAULT_WEBHOOK_DENIED_NETWORKS: readonly string[] = Object.freeze(
   ['169.254.0.0/16', 'fe80::/10', 'fd00:ec2::254/128', '100.100.100.200/32', '0.0.0.0/8', '::/128'].map(
     (n) => parseNetwork(n).cidr,
   ),
+);
+
+/** The default list, ready to match: what a webhook check uses when it is given none. */
+export const DEFAULT_WEBHOOK_DENYLIST: NetworkDenylist = createNetworkDenylist(
+  DEFAULT_WEBHOOK_DENIED_NETWORKS,
 );
 
 /** Where webhooks may go: read by the api (at registration) and the session broadcaster (at delivery). */

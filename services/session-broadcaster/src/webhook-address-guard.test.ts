@@ -3,15 +3,17 @@ import type { LookupAddress } from 'node:dns';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Pool } from 'undici';
-import { createNetworkDenylist, DEFAULT_WEBHOOK_DENIED_NETWORKS } from '@twofold/config';
+import {
+  createNetworkDenylist,
+  DEFAULT_WEBHOOK_DENIED_NETWORKS,
+  DEFAULT_WEBHOOK_DENYLIST,
+} from '@twofold/config';
 import {
   guardedConnector,
   guardedLookup,
   WebhookAddressDeniedError,
   type ResolveAll,
 } from './webhook-address-guard.js';
-
-const defaults = createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
 
 /** A resolver answering from a table, and counting the lookups of each name. */
 function fakeDns(table: Record<string, LookupAddress[] | (() => LookupAddress[])>) {
@@ -46,7 +48,7 @@ describe('guardedLookup', () => {
     'mixed.evil.example': [v4('10.0.0.8'), v6('fe80::1')],
     'mapped.evil.example': [v6('::ffff:169.254.169.254')],
   });
-  const lookup = guardedLookup(defaults, resolve);
+  const lookup = guardedLookup(DEFAULT_WEBHOOK_DENYLIST, resolve);
 
   it('answers every address of an allowed name when asked for all (happy eyeballs), else the first', async () => {
     expect(await runLookup(lookup, 'jira.internal', true)).toEqual({
@@ -119,7 +121,7 @@ describe('guardedConnector with undici', () => {
 
   it('connects to an allowed address, by IP or by name', async () => {
     const { resolve } = fakeDns({ 'jira.internal': [v4('127.0.0.1')] });
-    const connect = guardedConnector({ denylist: defaults, timeoutMs: 2_000, resolve });
+    const connect = guardedConnector({ denylist: DEFAULT_WEBHOOK_DENYLIST, timeoutMs: 2_000, resolve });
     const before = requests;
     expect(await post(`http://127.0.0.1:${port}`, connect)).toBe(204);
     expect(await post(`http://jira.internal:${port}`, connect)).toBe(204);
@@ -180,7 +182,10 @@ describe('guardedConnector with undici', () => {
     await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
     try {
       const origin = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
-      const status = await post(origin, guardedConnector({ denylist: defaults, timeoutMs: 2_000 }));
+      const status = await post(
+        origin,
+        guardedConnector({ denylist: DEFAULT_WEBHOOK_DENYLIST, timeoutMs: 2_000 }),
+      );
       expect(status).toBe(307);
       expect(redirected).toBe(0);
     } finally {

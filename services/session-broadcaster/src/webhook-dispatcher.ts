@@ -1,10 +1,6 @@
 import { Pool } from 'undici';
 import { signWebhook, WEBHOOK_HEADERS } from '@twofold/client';
-import {
-  createNetworkDenylist,
-  DEFAULT_WEBHOOK_DENIED_NETWORKS,
-  type NetworkDenylist,
-} from '@twofold/config';
+import { DEFAULT_WEBHOOK_DENYLIST, type NetworkDenylist } from '@twofold/config';
 import { createWorker, UnrecoverableError, type Worker } from '@twofold/redis';
 import {
   createSessionWebhookQueue,
@@ -135,7 +131,7 @@ export function createWebhookDispatcher(deps: {
   /** Networks never connected to (WEBHOOK_DENIED_NETWORKS); the default list when absent. */
   deniedNetworks?: NetworkDenylist;
 }) {
-  const denylist = deps.deniedNetworks ?? createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
+  const denylist = deps.deniedNetworks ?? DEFAULT_WEBHOOK_DENYLIST;
   const delivering = deps.deliver ?? true;
   const { settings } = deps;
   const log = deps.logger.child({ component: 'webhook-dispatcher' });

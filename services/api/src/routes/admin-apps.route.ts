@@ -1,12 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Type from 'typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import {
-  canonicalAddress,
-  createNetworkDenylist,
-  DEFAULT_WEBHOOK_DENIED_NETWORKS,
-  type NetworkDenylist,
-} from '@twofold/config';
+import { canonicalAddress, DEFAULT_WEBHOOK_DENYLIST, type NetworkDenylist } from '@twofold/config';
 import { APP_ID_PATTERN } from '@twofold/contracts';
 import type { EventProducer } from '@twofold/kafka';
 import { hashApiKey, type AppsRepository } from '@twofold/store';
@@ -82,7 +77,7 @@ export function adminAppsRoute(deps: {
   webhookDenylist?: NetworkDenylist;
 }): FastifyPluginAsyncTypebox {
   const { producer } = deps;
-  const webhookDenylist = deps.webhookDenylist ?? createNetworkDenylist(DEFAULT_WEBHOOK_DENIED_NETWORKS);
+  const webhookDenylist = deps.webhookDenylist ?? DEFAULT_WEBHOOK_DENYLIST;
   return async (app) => {
     app.post(
       '/v1/admin/apps',
