@@ -240,6 +240,9 @@ dict "ctx" $ "component" "audit-sink" "key" "auditSink"
 - name: WEBHOOK_DENIED_NETWORKS
   value: {{ join "," $.Values.config.webhookDeniedNetworks | quote }}
 {{- end }}
+{{- if eq $service "verifier" }}
+{{ include "twofold.intEnv" (dict "name" "POLICY_MAX_STALENESS_MS" "value" $v.policyMaxStalenessMs) }}
+{{- end }}
 {{- if eq $service "lockout-detector" }}
 - name: LOCKOUT_RULES
   value: {{ ternary ($v.rules | toJson) "" (not (empty $v.rules)) | quote }}

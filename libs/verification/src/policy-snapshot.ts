@@ -50,26 +50,76 @@ export function policyFor(view: PolicyView, username: string): SecondFactorPolic
 }
 
 /**
+ * How long a replica keeps deciding with a copy of the policy it could not confirm current
+ * (POLICY_MAX_STALENESS_MS): the bound the api already gives a revoked app key, longer than a
+ * Postgres reconnect (a 5 s connect timeout, two or three failed checks) and far shorter than
+ * a tightening admins would accept being ignored.
+ */
+export const DEFAULT_POLICY_MAX_STALENESS_MS = 30_000;
+
+/**
  * Keeps this replica's copy of the policy fresh: a cheap version check every `refreshMs`
  * (a trigger bumps the version on every change), a full reload when it moved. A change
- * made through any replica is therefore seen by all within about a second. Until the
- * first load succeeds, `current()` is undefined and callers fail closed.
+ * made through any replica is therefore seen by all within about a second.
+ *
+ * `current()` is undefined, and callers fail closed, until the first load succeeds and
+ * whenever the copy was last confirmed current (a check or load that succeeded, counted
+ * from when it was asked) more than `maxStalenessMs` ago: a replica cut off from Postgres
+ * stops applying a policy an admin may have tightened since. The next successful refresh
+ * brings the copy back.
  */
 export function createPolicySnapshot(deps: {
-  repository: PolicyRepository;
+  repository: Pick<PolicyRepository, 'version' | 'load'>;
   logger: Logger;
   refreshMs?: number;
+  /** Oldest confirmation `current()` still answers with; DEFAULT_POLICY_MAX_STALENESS_MS. */
+  maxStalenessMs?: number;
+  /** Milliseconds since the epoch (tests); Date.now. */
+  now?: () => number;
 }) {
+  const now = deps.now ?? Date.now;
+  const maxStalenessMs = deps.maxStalenessMs ?? DEFAULT_POLICY_MAX_STALENESS_MS;
   let view: PolicyView | undefined;
+  // When the copy was last known current: the moment a successful check or load was asked.
+  let confirmedAt = -Infinity;
+  let failing = false;
+  let stale = false;
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
 
+  /** The copy while it is fresh enough; notes (once) when it stops being. */
+  function freshView(): PolicyView | undefined {
+    if (!view) return undefined;
+    if (now() - confirmedAt <= maxStalenessMs) return view;
+    if (!stale) {
+      stale = true;
+      deps.logger.error(
+        { version: view.version, confirmedAt: new Date(confirmedAt).toISOString(), maxStalenessMs },
+        'policy copy could not be confirmed current in time; deciding fail-closed (challenge/state_unavailable) until a refresh succeeds',
+      );
+    }
+    return undefined;
+  }
+
   async function refresh(): Promise<void> {
+    const asked = now();
     try {
-      if (view && (await deps.repository.version()) === view.version) return;
-      view = toPolicyView(await deps.repository.load());
+      if (!view || (await deps.repository.version()) !== view.version)
+        view = toPolicyView(await deps.repository.load());
+      confirmedAt = Math.max(confirmedAt, asked);
+      if (stale && now() - confirmedAt <= maxStalenessMs) {
+        stale = false;
+        deps.logger.warn({ version: view.version }, 'policy copy current again; deciding by the policy');
+      } else if (failing) {
+        deps.logger.info({ version: view.version }, 'policy refresh works again');
+      }
+      failing = false;
     } catch (err) {
-      deps.logger.warn({ err }, 'policy refresh failed; keeping the last copy');
+      // One line per outage, not one per tick: going stale is logged by freshView.
+      if (!failing) deps.logger.warn({ err, maxStalenessMs }, 'policy refresh failed; keeping the last copy');
+      else deps.logger.debug({ err }, 'policy refresh failed again');
+      failing = true;
+      freshView();
     }
   }
 
@@ -77,14 +127,20 @@ export function createPolicySnapshot(deps: {
     async start(): Promise<void> {
       await refresh();
       timer = setInterval(() => {
+        // Also when a refresh hangs: the copy goes stale by the clock, not by an error.
+        freshView();
         refreshing ??= refresh().finally(() => (refreshing = undefined));
       }, deps.refreshMs ?? 500);
       timer.unref();
     },
     stop(): void {
       if (timer) clearInterval(timer);
+      timer = undefined;
     },
-    current: (): PolicyView | undefined => view,
+    /** The policy to decide by; undefined (fail closed) when none was read or it is too old. */
+    current: (): PolicyView | undefined => freshView(),
+    /** Milliseconds since the copy was last confirmed current; Infinity before the first load. */
+    ageMs: (): number => now() - confirmedAt,
     /** Reloads now (after a change made by this replica). */
     reload: refresh,
   };

@@ -91,8 +91,8 @@ export function createLoginDecider(deps: {
     fresh.forEach((login, i) => {
       const base = { loginEventId: login.id, appId: login.data.appId, session: login.data.session };
       if (!view) {
-        // No policy read yet (Postgres unreachable since start): a challenge all the same,
-        // stored, so an enrolled user can still answer it with a code.
+        // No policy known (none read since start, or the copy is older than the staleness
+        // bound): a challenge all the same, stored, so an enrolled user can still answer it.
         toChallenge.push(i);
         decided.push({ ...base, decision: 'challenge', reason: 'state_unavailable' });
         return;

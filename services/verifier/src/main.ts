@@ -7,6 +7,7 @@ import { createPolicySnapshot } from '@twofold/verification';
 import { readLockStates, readSession } from '@twofold/state';
 import { createLoginStateReader } from './login-state.reader.js';
 import {
+  Gauge,
   createLogger,
   createServiceMetrics,
   consumerLiveness,
@@ -44,13 +45,27 @@ const state = createLoginStateReader({
   locks: (logins) => readLockStates(redis, config.redis.keyPrefix, logins),
 });
 
+const policy = createPolicySnapshot({
+  repository: createPolicyRepository(pool),
+  logger,
+  maxStalenessMs: config.policy.maxStalenessMs,
+});
+new Gauge({
+  name: 'twofold_policy_age_seconds',
+  help: 'Since the policy copy was last confirmed current; past POLICY_MAX_STALENESS_MS logins are challenged',
+  registers: [metrics.registry],
+  collect() {
+    this.set(policy.ageMs() / 1000);
+  },
+});
+
 const verifier = buildVerifier({
   kafka,
   producer,
   redis,
   pool,
   enrollments: createEnrollmentsRepository(pool),
-  policy: createPolicySnapshot({ repository: createPolicyRepository(pool), logger }),
+  policy,
   state,
   logger,
   metrics,
