@@ -1,8 +1,9 @@
 // Where session webhooks may go (WEBHOOK_DENIED_NETWORKS), through the real api and session
-// broadcaster processes: a URL naming the cloud metadata service is refused at registration; a
-// host name is accepted there and checked by the broadcaster on the address it connects to, so
-// a name resolving into a denied network is never delivered to, and the dead letter says why;
-// the default list lets the same webhook through; a redirect is never followed.
+// broadcaster processes: a URL naming the cloud metadata service is refused at registration,
+// also as an IPv6 address embedding it (NAT64, 6to4, IPv4-compatible); a host name is accepted
+// there and checked by the broadcaster on the address it connects to, so a name resolving into
+// a denied network, or an address embedding one in it, is never delivered to, and the dead
+// letter says why; the default list lets the same webhook through; a redirect is never followed.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -126,6 +127,11 @@ describe('registering a webhook URL', () => {
     ],
     ['http://[::ffff:169.254.169.254]/latest/meta-data/', '169.254.169.254', '169.254.0.0/16'],
     ['http://[fd00:ec2::254]/latest/meta-data/', 'fd00:ec2::254', 'fd00:ec2::254/128'],
+    // IPv6 forms that embed the metadata address: NAT64, 6to4, IPv4-compatible.
+    ['http://[64:ff9b::a9fe:a9fe]/', '64:ff9b::a9fe:a9fe', '169.254.0.0/16'],
+    ['http://[64:ff9b::169.254.169.254]/latest/meta-data/', '64:ff9b::a9fe:a9fe', '169.254.0.0/16'],
+    ['http://[2002:a9fe:a9fe::1]/', '2002:a9fe:a9fe::1', '169.254.0.0/16'],
+    ['http://[::a9fe:a9fe]/', '::a9fe:a9fe', '169.254.0.0/16'],
   ])('refuses %s with a 400 problem naming the network, and stores nothing', async (url, host, network) => {
     const res = await register('metadata', url);
     expect(res.status).toBe(400);
@@ -147,6 +153,12 @@ describe('registering a webhook URL', () => {
 
 describe('delivering', () => {
   const appId = 'byname';
+  /** Apps whose URL is an IPv6 form embedding 127.0.0.1: NAT64, 6to4, IPv4-compatible. */
+  const embedded = (listener: Listener) => ({
+    'embedded-nat64': `http://[64:ff9b::7f00:1]:${listener.port}/hook`,
+    'embedded-6to4': `http://[2002:7f00:1::1]:${listener.port}/hook`,
+    'embedded-compatible': `http://[::7f00:1]:${listener.port}/hook`,
+  });
 
   beforeAll(async () => {
     // Registered before any broadcaster starts, so each one delivers to both from its first read.
@@ -154,6 +166,11 @@ describe('delivering', () => {
     expect(byName.status, JSON.stringify(byName.body)).toBe(201);
     const redirected = await register('redirected', `http://127.0.0.1:${redirecting.port}/hook`);
     expect(redirected.status, JSON.stringify(redirected.body)).toBe(201);
+    // Accepted by the default list: 127.0.0.1 is not in it.
+    for (const [id, url] of Object.entries(embedded(hook))) {
+      const res = await register(id, url);
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+    }
   });
 
   it('is refused when the host resolves into a denied network, or is an address in one: nothing reaches the listeners, the dead letter says why, not retried', async () => {
@@ -177,10 +194,23 @@ describe('delivering', () => {
       );
       expect(literal.failedReason).toContain('127.0.0.1 is in 127.0.0.0/8');
       expect(literal.attempts).toBe(1);
+      // Addresses that embed 127.0.0.1 are denied as 127.0.0.1 is, without a connection attempt.
+      for (const [id, url] of Object.entries(embedded(hook))) {
+        const address = new URL(url).hostname.slice(1, -1);
+        const letter = await eventually(
+          async () => (await deadLetters(id)).find((d) => d.session === session),
+          20_000,
+          `the dead letter of the delivery to ${address}`,
+        );
+        expect(letter.failedReason).toContain(`${address} is in 127.0.0.0/8`);
+        expect(letter.attempts).toBe(1);
+      }
       expect(hook.connections).toBe(0);
       expect(hook.requests).toEqual([]);
       expect(redirecting.connections).toBe(0);
     } finally {
+      // Nothing listens at those addresses: the next tests deliver without them.
+      for (const id of Object.keys(embedded(hook))) await admin('POST', '/v1/admin/apps', { appId: id });
       // The next test's broadcaster takes the consumer group over with the default list.
       await strict.stop();
     }

@@ -150,6 +150,30 @@ describe('createNetworkDenylist', () => {
     ['[::ffff:169.254.169.254]', '169.254.0.0/16'],
     ['::ffff:0.0.0.0', '0.0.0.0/8'],
     ['::ffff:10.0.0.1', undefined],
+    // IPv6 forms that embed an IPv4 address, denied when that address is: NAT64 (64:ff9b::/96),
+    // 6to4 (2002::/16), IPv4-compatible (::/96 but :: and ::1).
+    ['64:ff9b::a9fe:a9fe', '169.254.0.0/16'],
+    ['64:ff9b::169.254.169.254', '169.254.0.0/16'],
+    ['[64:FF9B::A9FE:A9FE]', '169.254.0.0/16'],
+    ['64:ff9b::6464:64c8', '100.100.100.200/32'],
+    ['64:ff9b::', '0.0.0.0/8'],
+    ['2002:a9fe:a9fe::1', '169.254.0.0/16'],
+    ['2002:a9fe:a9fe:ffff:ffff:ffff:ffff:ffff', '169.254.0.0/16'],
+    ['[2002:a9fe:a9fe::]', '169.254.0.0/16'],
+    ['2002::1', '0.0.0.0/8'],
+    ['::a9fe:a9fe', '169.254.0.0/16'],
+    ['::169.254.169.254', '169.254.0.0/16'],
+    ['[::a9fe:a9fe]', '169.254.0.0/16'],
+    ['::0.0.0.2', '0.0.0.0/8'],
+    ['64:ff9b::a00:1', undefined],
+    ['2002:a00:1::1', undefined],
+    ['::a00:1', undefined],
+    ['64:ff9b::5db8:d822', undefined],
+    // Not one of those forms: RFC 8215's local-use NAT64 prefix, bits past the /96, a near miss.
+    ['64:ff9b:1::a9fe:a9fe', undefined],
+    ['64:ff9b::1:a9fe:a9fe', undefined],
+    ['2003:a9fe:a9fe::1', undefined],
+    ['::1:a9fe:a9fe', undefined],
     // What a company's webhooks normally reach stays allowed by default.
     ['127.0.0.1', undefined],
     ['10.1.2.3', undefined],
@@ -188,6 +212,25 @@ describe('createNetworkDenylist', () => {
     // An IPv6 network holding the whole mapped range holds every IPv4 address too (BlockList).
     expect(createNetworkDenylist(['::/0']).deniedNetworkOf('203.0.113.9')).toBe('::/0');
     expect(createNetworkDenylist(['2001:db8::/32']).deniedNetworkOf('203.0.113.9')).toBeUndefined();
+  });
+
+  it('denies an embedded IPv4 address in a network the operator adds, and names the address itself first', () => {
+    const strict = createNetworkDenylist([...DEFAULT_WEBHOOK_DENIED_NETWORKS, '127.0.0.0/8', '::1/128']);
+    expect(strict.deniedNetworkOf('64:ff9b::7f00:1')).toBe('127.0.0.0/8');
+    expect(strict.deniedNetworkOf('2002:7f00:1::1')).toBe('127.0.0.0/8');
+    expect(strict.deniedNetworkOf('::7f00:1')).toBe('127.0.0.0/8');
+    expect(strict.deniedNetworkOf('::127.0.0.2')).toBe('127.0.0.0/8');
+    // ::1 is IPv6's loopback, not IPv4-compatible 0.0.0.1.
+    expect(strict.deniedNetworkOf('::1')).toBe('::1/128');
+    expect(createNetworkDenylist(['0.0.0.0/8']).deniedNetworkOf('::1')).toBeUndefined();
+    expect(createNetworkDenylist(['0.0.0.0/8']).deniedNetworkOf('::')).toBeUndefined();
+
+    for (const networks of [
+      ['64:ff9b::/96', '169.254.0.0/16'],
+      ['169.254.0.0/16', '64:ff9b::/96'],
+    ])
+      expect(createNetworkDenylist(networks).deniedNetworkOf('64:ff9b::a9fe:a9fe')).toBe('64:ff9b::/96');
+    expect(createNetworkDenylist(['2002::/16']).deniedNetworkOf('2002:a9fe:a9fe::1')).toBe('2002::/16');
   });
 
   it('refuses a network it cannot read', () => {

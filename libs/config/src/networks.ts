@@ -1,7 +1,18 @@
-import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { BlockList } from 'node:net';
+import {
+  compatibleIpv4Of,
+  ipAddressText,
+  mappedIpv4Of,
+  nat64Ipv4Of,
+  parseIpAddress,
+  sixToFourIpv4Of,
+  withoutZone,
+  type IpFamily,
+  type ParsedIpAddress,
+} from '@twofold/contracts';
 import { makeExactValidator } from './env.js';
 
-export type IpFamily = 'ipv4' | 'ipv6';
+export type { IpFamily };
 
 /** An IP address in one spelling, and its family. */
 export interface IpAddress {
@@ -16,38 +27,25 @@ export interface IpNetwork extends IpAddress {
   readonly cidr: string;
 }
 
-/** An IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2) as the URL standard spells it: `::ffff:a9fe:a9fe`. */
-const MAPPED_IPV4 = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
-
-/** IPv6 in the URL standard's spelling (lower case, longest zero run compressed, no dotted tail). */
-function spellIpv6(address: string): string {
-  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
-}
-
-function mappedIpv4(spelledIpv6: string): string | undefined {
-  const match = MAPPED_IPV4.exec(spelledIpv6);
-  if (!match) return undefined;
-  const high = parseInt(match[1]!, 16);
-  const low = parseInt(match[2]!, 16);
-  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+/** A host as a URL or a resolver gives it, as the address a connection to it reaches. */
+function hostAddressOf(text: string): ParsedIpAddress | undefined {
+  let host = text.trim();
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  const ip = parseIpAddress(withoutZone(host));
+  return ip && (mappedIpv4Of(ip) ?? ip);
 }
 
 /**
  * `text` as an IP address in one spelling, or undefined when it is not one: IPv4 dotted, IPv6 as
  * the URL standard writes it, and an IPv4-mapped IPv6 address (`::ffff:169.254.169.254`,
  * `::ffff:a9fe:a9fe`) as the IPv4 address a connection to it reaches. Brackets (`[fe80::1]`, as
- * a URL host) and a zone (`%eth0`) are dropped.
+ * a URL host) and a zone (`%eth0`) are dropped. Other IPv6 forms that embed an IPv4 address
+ * (NAT64, 6to4, IPv4-compatible) stay IPv6: a connection to one goes to a gateway or relay
+ * first (createNetworkDenylist still checks the IPv4 address it embeds).
  */
 export function canonicalAddress(text: string): IpAddress | undefined {
-  let host = text.trim();
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  const zone = host.indexOf('%');
-  if (zone >= 0) host = host.slice(0, zone);
-  if (isIPv4(host)) return { address: host, family: 'ipv4' };
-  if (!isIPv6(host)) return undefined;
-  const spelled = spellIpv6(host);
-  const ipv4 = mappedIpv4(spelled);
-  return ipv4 ? { address: ipv4, family: 'ipv4' } : { address: spelled, family: 'ipv6' };
+  const ip = hostAddressOf(text);
+  return ip && { address: ipAddressText(ip), family: ip.family };
 }
 
 /**
@@ -61,32 +59,23 @@ export function parseNetwork(text: string): IpNetwork {
   const example = 'write address/prefix, e.g. 169.254.0.0/16 or fe80::/10';
   if (rest.length > 0 || addressText.includes('%') || addressText.includes('['))
     throw new Error(`"${trimmed}" is not a network: ${example}`);
-  let address: string;
-  let family: IpFamily;
-  let mapped = false;
-  if (isIPv4(addressText)) {
-    address = addressText;
-    family = 'ipv4';
-  } else if (isIPv6(addressText)) {
-    address = spellIpv6(addressText);
-    family = 'ipv6';
-    mapped = mappedIpv4(address) !== undefined;
-  } else {
+  let ip = parseIpAddress(addressText);
+  if (!ip)
     throw new Error(`"${trimmed}" is not a network: "${addressText}" is not an IP address; ${example}`);
-  }
-  const max = family === 'ipv4' ? 32 : 128;
+  const max = ip.family === 'ipv4' ? 32 : 128;
   let prefix = max;
   if (prefixText !== undefined) {
     prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
     if (!(prefix <= max)) throw new Error(`"${trimmed}": the prefix must be a whole number from 0 to ${max}`);
   }
   // A mapped network of /96 or longer holds only mapped addresses: it is an IPv4 network.
+  const mapped = mappedIpv4Of(ip);
   if (mapped && prefix >= 96) {
-    address = mappedIpv4(address)!;
-    family = 'ipv4';
+    ip = mapped;
     prefix -= 96;
   }
-  return { address, family, prefix, cidr: `${address}/${prefix}` };
+  const address = ipAddressText(ip);
+  return { address, family: ip.family, prefix, cidr: `${address}/${prefix}` };
 }
 
 /**
@@ -119,16 +108,27 @@ export interface NetworkDenylist {
   readonly networks: readonly string[];
   /**
    * The network (CIDR) `address` lies in, or undefined when it lies in none or is not an IP
-   * address. An IPv4-mapped IPv6 address is its IPv4 address.
+   * address. An IPv4-mapped IPv6 address is its IPv4 address; an IPv6 address that embeds an
+   * IPv4 address (NAT64 `64:ff9b::/96`, 6to4 `2002::/16`, IPv4-compatible `::/96`) is denied
+   * when either of the two is in a denied network.
    */
   deniedNetworkOf(address: string): string | undefined;
 }
 
 /**
+ * IPv6 forms whose packets can end up at the IPv4 address they embed: through a NAT64 gateway, a
+ * 6to4 relay, or an old stack that tunnels IPv4-compatible addresses. Which of them a network
+ * honours is not known here, so each is taken as reaching its IPv4 host.
+ */
+const EMBEDDED_IPV4_FORMS = [nat64Ipv4Of, sixToFourIpv4Of, compatibleIpv4Of] as const;
+
+/**
  * A denylist of `networks` (CIDRs, as networkList() reads them), matched by Node's
  * `net.BlockList`. Pure: no I/O, the same answer for the same address. An IPv4 address and its
  * IPv4-mapped IPv6 form are one address, so an IPv6 network that holds the whole mapped range
- * (`::/0`) holds every IPv4 address too. Throws on a network parseNetwork() refuses.
+ * (`::/0`) holds every IPv4 address too. An address is matched first as itself, then as the IPv4
+ * address it embeds (EMBEDDED_IPV4_FORMS): `64:ff9b::a9fe:a9fe` is in 169.254.0.0/16. Throws on a
+ * network parseNetwork() refuses.
  */
 export function createNetworkDenylist(networks: readonly string[]): NetworkDenylist {
   const lists = networks.map((text) => {
@@ -140,9 +140,15 @@ export function createNetworkDenylist(networks: readonly string[]): NetworkDenyl
   return {
     networks: Object.freeze(lists.map((n) => n.cidr)),
     deniedNetworkOf(text) {
-      const ip = canonicalAddress(text);
+      const ip = hostAddressOf(text);
       if (!ip) return undefined;
-      return lists.find((n) => n.list.check(ip.address, ip.family))?.cidr;
+      const reached = [ip, ...EMBEDDED_IPV4_FORMS.map((embedded) => embedded(ip))];
+      for (const address of reached) {
+        if (!address) continue;
+        const denied = lists.find((n) => n.list.check(ipAddressText(address), address.family));
+        if (denied) return denied.cidr;
+      }
+      return undefined;
     },
   };
 }

@@ -1,3 +1,5 @@
+import ipaddr from 'ipaddr.js';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   GENESIS_HASH,
@@ -75,6 +77,13 @@ describe('canonicalIp', () => {
     ['192.0.2.0/24', '192.0.2.0/24'],
     ['192.0.2.1/32', '192.0.2.1'],
     ['2001:db8::/32', '2001:0db8:0000:0000:0000:0000:0000:0000/32'],
+    ['192.0.2.1/024', '192.0.2.1/24'],
+    // Every IPv6 form stays IPv6 here, embedded IPv4 or not: this is the text the chain covers.
+    ['::FFFF:C000:201', '0000:0000:0000:0000:0000:ffff:c000:0201'],
+    ['64:ff9b::192.0.2.1', '0064:ff9b:0000:0000:0000:0000:c000:0201'],
+    ['::192.0.2.1', '0000:0000:0000:0000:0000:0000:c000:0201'],
+    ['2002:c000:201::1', '2002:c000:0201:0000:0000:0000:0000:0001'],
+    ['1:2:3:4:5:6:7::', '0001:0002:0003:0004:0005:0006:0007:0000'],
   ])('%s → %s', (input, expected) => {
     expect(canonicalIp(input)).toBe(expected);
   });
@@ -90,8 +99,26 @@ describe('canonicalIp', () => {
     '2001:db8::/129',
     '12345::',
     '',
-  ])('%s is not an inet Postgres takes', (input) => {
+    ' 192.0.2.1',
+    '[::1]',
+    '01.2.3.4',
+    '0xc0000201',
+    '1::2:3:4:5:6:7:8',
+    '192.0.2.1/',
+  ])('%j is not an inet Postgres takes', (input) => {
     expect(canonicalIp(input)).toBeNull();
+  });
+
+  it('writes any IPv6 address with every group written out, as ipaddr.js does', () => {
+    fc.assert(
+      fc.property(fc.ipV6(), (raw) => {
+        // ipaddr.js reads the IPv4-compatible form (::192.0.2.1) as IPv4-mapped; the table checks it.
+        fc.pre(!raw.includes('.') || /ffff:[\d.]+$/i.test(raw));
+        const groups = ipaddr.IPv6.parse(raw).toNormalizedString().split(':');
+        expect(canonicalIp(raw)).toBe(groups.map((g) => g.padStart(4, '0')).join(':'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it('passes null through', () => {
@@ -135,6 +162,20 @@ describe('chainRowHash', () => {
   it('does not depend on how the IP address is spelled, once canonical', () => {
     const spelled = (ip: string) => chainRowHash(GENESIS_HASH, { ...row, ip: canonicalIp(ip) });
     expect(spelled('2001:DB8:0:0::1')).toEqual(spelled('2001:db8::1'));
+  });
+
+  // Hashes of rows already chained, computed before canonicalIp moved onto @twofold/contracts:
+  // an address spelled any way must give the same hash as it did then.
+  it.each([
+    ['192.0.2.1', 'b8c29e597a3993a1e37fd493d1ebe1bd690ed9b7434d6bf9dc6e14ed560fa2a0'],
+    ['2001:DB8::1', 'd3e879302a14a1b1bdd754d46f91a5ef5a1cd8228634b77ec13b55e527d53059'],
+    ['::ffff:192.0.2.1', 'f209001e7b18601fc3689825d6aaa678d7da835ac0ee237d927d1e65d57301a3'],
+    ['64:ff9b::192.0.2.1', 'd55834dc6e837748748ef5de48c1d7d2329018dcc31fc4ce59213f2b912a481f'],
+    ['2002:c000:201::1', '1a79a612a33e929976f61ba519cedc1a77051deb06a49b891c16889503a2e798'],
+    ['::192.0.2.1', 'b8de1e49957abab51ab7a701b9c4ecd38662e53358eca427f43e27be203cf3c2'],
+    ['2001:db8::/32', 'e4953c69f05f9e91ef47dbe2224d5fdd90b58b10e82fea196f070a44642d9198'],
+  ])('is the same as before for a row with ip %s', (ip, hash) => {
+    expect(chainRowHash(GENESIS_HASH, { ...row, ip: canonicalIp(ip) }).toString('hex')).toBe(hash);
   });
 
   it.each(Object.keys(row) as (keyof ChainedContent)[])('changes when %s changes', (field) => {

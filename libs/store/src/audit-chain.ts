@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isIPv4 } from 'node:net';
+import { expandedIpAddressText, parseIpAddress } from '@twofold/contracts';
 import { inTransaction, type Pool, type PoolClient } from './pool.js';
 
 // The audit trail's tamper evidence. Rows form hash chains, one per (Kafka topic, Kafka
@@ -122,60 +122,22 @@ function sortedClone(value: unknown, depth: number): unknown {
 
 /**
  * An IP address (optionally with a /prefix) in one spelling whatever way it was written:
- * IPv4 dotted, IPv6 as eight 4-digit groups. Postgres prints inet its own way; both sides
- * of the chain compare this form. Null when the text is not an address Postgres's inet
+ * IPv4 dotted, IPv6 as eight 4-digit groups (expandedIpAddressText; IPv4-mapped stays IPv6).
+ * Postgres prints inet its own way; both sides of the chain compare this form, so it must
+ * never change for rows already chained. Null when the text is not an address Postgres's inet
  * accepts (zone ids such as `fe80::1%eth0`, garbage).
  */
 export function canonicalIp(text: string | null): string | null {
   if (text === null) return null;
-  if (PLAIN_IPV4.test(text)) return text;
   const slash = text.indexOf('/');
   const host = slash === -1 ? text : text.slice(0, slash);
   const bits = slash === -1 ? null : text.slice(slash + 1);
-  const bytes = ipBytes(host);
-  if (!bytes) return null;
-  const max = bytes.length * 8;
+  const ip = parseIpAddress(host);
+  if (!ip) return null;
+  const max = ip.bytes.length * 8;
   if (bits !== null && (!/^\d{1,3}$/.test(bits) || Number(bits) > max)) return null;
-  const address =
-    bytes.length === 4
-      ? [...bytes].join('.')
-      : Array.from({ length: 8 }, (_, i) =>
-          bytes
-            .readUInt16BE(i * 2)
-            .toString(16)
-            .padStart(4, '0'),
-        ).join(':');
+  const address = expandedIpAddressText(ip);
   return bits === null || Number(bits) === max ? address : `${address}/${Number(bits)}`;
-}
-
-const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-/** A dotted quad without leading zeros: already canonical. */
-const PLAIN_IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-
-function ipBytes(host: string): Buffer | null {
-  if (isIPv4(host)) return Buffer.from(host.split('.').map(Number));
-  if (!host.includes(':') || !/^[0-9a-fA-F:.]+$/.test(host)) return null;
-  let hex = host;
-  if (host.includes('.')) {
-    // An IPv4 tail (::ffff:192.0.2.1) becomes its two 16-bit groups.
-    const lastColon = host.lastIndexOf(':');
-    const v4 = host.slice(lastColon + 1);
-    if (!isIPv4(v4)) return null;
-    const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
-    hex = `${host.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const halves = hex.split('::');
-  if (halves.length > 2) return null;
-  const groupsOf = (part: string) => (part === '' ? [] : part.split(':'));
-  const head = groupsOf(halves[0]!);
-  const tail = halves.length === 2 ? groupsOf(halves[1]!) : [];
-  if (![...head, ...tail].every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return null;
-  const given = head.length + tail.length;
-  if (halves.length === 1 ? given !== 8 : given > 7) return null;
-  const words = [...head, ...Array<string>(8 - given).fill('0'), ...tail].map((g) => parseInt(g, 16));
-  const out = Buffer.alloc(16);
-  words.forEach((w, i) => out.writeUInt16BE(w, i * 2));
-  return out;
 }
 
 /** The UTC day of a time, `YYYY-MM-DD`: with topic and partition it names a chain. */
