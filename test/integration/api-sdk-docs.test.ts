@@ -36,6 +36,10 @@ declare const reply: { code(status: number): { send(): void } };
 declare function applySessionEvent(event: SDK.SessionEvent): void;
 declare const newSecret: string;
 declare const oldSecret: string;
+declare function recheckSessions(): Promise<void>;
+declare const logoutId: string;
+declare const loggedOutAt: Date;
+declare function retryLater(reason: unknown): void;
 `;
 
 /** One module: the blocks' imports on top, each block the body of its own async function. */

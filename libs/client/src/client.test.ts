@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { createTwofoldClient, TwofoldApiError } from './client.js';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
+import { createTwofoldClient, TwofoldApiError, TwofoldNetworkError } from './client.js';
 
 /** A fetch that records each request body and answers 202 {id}. */
 function recordingFetch() {
@@ -176,5 +178,169 @@ describe('decide', () => {
     expect(await client.decide(login, { timeoutMs: 120_000 })).toMatchObject({ decision: 'undecided' });
     await client.decide(login, { timeoutMs: 0.5 });
     expect(requests.map((r) => new URL(r.url).searchParams.get('timeoutMs'))).toEqual(['30000', '1']);
+  });
+});
+
+describe('the time of an event id, for a retry that gives only the id', () => {
+  it('is kept however many other ids were sent since (a count covered seconds at a busy rate)', async () => {
+    const { bodies, fetch } = recordingFetch();
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const login = { username: 'alice', ssoToken: 's', ip: '192.0.2.1', eventId: 'outage-1' };
+    await client.loginSucceeded(login);
+    for (let i = 0; i < 10_050; i++)
+      await client.loginFailed({
+        username: `u${i}`,
+        ip: '192.0.2.2',
+        reason: 'bad_password',
+        eventId: `f-${i}`,
+      });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await client.loginSucceeded(login);
+    expect(bodies.at(-1)).toMatchObject({ id: 'outage-1', time: bodies[0]!['time'] });
+  });
+
+  it('keeps at most 100,000 ids: past that the oldest is forgotten first', async () => {
+    const { bodies, fetch } = recordingFetch();
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const login = (eventId: string) => ({ username: 'alice', ssoToken: 's', ip: '192.0.2.1', eventId });
+    await client.loginSucceeded(login('oldest'));
+    await client.loginSucceeded(login('second'));
+    for (let i = 0; i < 99_999; i++)
+      await client.loginFailed({ username: 'u', ip: '192.0.2.2', reason: 'bad_password', eventId: `f-${i}` });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await client.loginSucceeded(login('second'));
+    await client.loginSucceeded(login('oldest'));
+    expect(bodies.at(-2)).toMatchObject({ id: 'second', time: bodies[1]!['time'] });
+    expect(bodies.at(-1)!['time']).not.toBe(bodies[0]!['time']);
+  });
+
+  it('is kept 10 minutes after the id was last sent, then forgotten', async () => {
+    vi.useFakeTimers({ now: new Date('2026-12-07T10:00:00.000Z') });
+    try {
+      const { bodies, fetch } = recordingFetch();
+      const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+      const login = { username: 'alice', ssoToken: 's', ip: '192.0.2.1', eventId: 'slow-1' };
+      await client.loginSucceeded(login);
+      // Retried every 9 minutes, through an outage of 18: still the same event.
+      for (let i = 0; i < 2; i++) {
+        vi.advanceTimersByTime(9 * 60_000);
+        await client.loginSucceeded(login);
+      }
+      vi.advanceTimersByTime(10 * 60_000 + 1);
+      await client.loginSucceeded(login);
+      expect(bodies.map((b) => b['time'])).toEqual([
+        '2026-12-07T10:00:00.000Z',
+        '2026-12-07T10:00:00.000Z',
+        '2026-12-07T10:00:00.000Z',
+        '2026-12-07T10:28:00.001Z',
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('of an undecided login whose id the SDK made is sent again when the app asks again', async () => {
+    const { bodies, fetch } = recordingFetch(); // 202 {id}: no decision in time
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const login = { username: 'a', ssoToken: 's', ip: '192.0.2.1' };
+    const first = await client.decide(login);
+    expect(first.decision).toBe('undecided');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await client.decide({ ...login, eventId: first.loginEventId });
+    expect(bodies[1]).toEqual(bodies[0]);
+  });
+});
+
+/** A local port nothing listens on (it did a moment ago). */
+async function closedPort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+describe('requests the network lost', () => {
+  const refused = () => {
+    const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+    return () => Promise.reject(new TypeError('fetch failed', { cause }));
+  };
+
+  it('raise TwofoldNetworkError, a TwofoldApiError with the cause, once the retries are spent', async () => {
+    const { requests, fetch } = scriptedFetch([refused(), refused(), refused()]);
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const err = await client
+      .loginFailed({ username: 'bob', ip: '192.0.2.2', reason: 'bad_password' })
+      .catch((e: unknown) => e);
+    expect(requests).toHaveLength(3);
+    expect(new Set(requests.map((r) => r.body)).size).toBe(1);
+    expect(err).toBeInstanceOf(TwofoldNetworkError);
+    expect(err).toBeInstanceOf(TwofoldApiError);
+    expect(err).toMatchObject({
+      status: 0,
+      retryable: true,
+      timedOut: false,
+      request: 'POST /v1/login-events',
+      detail:
+        'POST /v1/login-events: the api could not be reached (fetch failed: connect ECONNREFUSED 127.0.0.1:1)',
+    });
+    expect((err as Error).cause).toBeInstanceOf(TypeError);
+  });
+
+  it('are not retried for a code, and a deadline that passed is not retried at all', async () => {
+    const hang = (_url: string, init?: RequestInit) =>
+      new Promise<Response>((_, reject) =>
+        init?.signal?.addEventListener('abort', () => reject(init.signal!.reason as Error), { once: true }),
+      );
+    let calls = 0;
+    const fetch = (async (url: string, init?: RequestInit) => {
+      calls++;
+      if (url.includes('/verify')) return refused()();
+      return hang(url, init);
+    }) as typeof globalThis.fetch;
+    const client = createTwofoldClient({
+      baseUrl: 'http://t',
+      appKey: 'k',
+      appId: 'jira',
+      fetch,
+      timeoutMs: 50,
+    });
+    await expect(client.verifyCode('c', '123456')).rejects.toMatchObject({
+      name: 'TwofoldNetworkError',
+      timedOut: false,
+    });
+    expect(calls).toBe(1);
+    const err = await client.sessionStatus('sso').catch((e: unknown) => e);
+    expect(calls).toBe(2);
+    expect(err).toBeInstanceOf(TwofoldNetworkError);
+    expect(err).toMatchObject({
+      timedOut: true,
+      retryable: true,
+      type: 'https://twofold.dev/problems/sdk-timeout',
+      detail: 'GET /v1/sessions/current: no answer from the api within 50 ms',
+    });
+    expect((err as Error).cause).toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('from the real fetch (nothing listens) are TwofoldNetworkError too; api problems stay TwofoldApiError', async () => {
+    const client = createTwofoldClient({
+      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      appKey: 'k',
+      appId: 'jira',
+      retries: 0,
+    });
+    const err = await client.sessionStatus('sso').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TwofoldNetworkError);
+    expect((err as TwofoldNetworkError).detail).toMatch(
+      /could not be reached \(fetch failed: .*ECONNREFUSED/,
+    );
+
+    const { fetch } = scriptedFetch([problem(400, 'bad')]);
+    const api = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k', appId: 'jira', fetch });
+    const refusedByApi = await api.sessionStatus('sso').catch((e: unknown) => e);
+    expect(refusedByApi).toBeInstanceOf(TwofoldApiError);
+    expect(refusedByApi).not.toBeInstanceOf(TwofoldNetworkError);
+    expect(refusedByApi).toMatchObject({ status: 400, retryable: false });
   });
 });

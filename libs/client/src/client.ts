@@ -47,8 +47,9 @@ export class TwofoldApiError extends Error {
     readonly detail: string,
     /** Seconds to wait before retrying (429). */
     readonly retryAfterSeconds?: number,
+    options?: { cause?: unknown },
   ) {
-    super(`${status} ${title}: ${detail}`);
+    super(status === 0 ? `${title}: ${detail}` : `${status} ${title}: ${detail}`, options);
     this.name = 'TwofoldApiError';
   }
 
@@ -56,6 +57,54 @@ export class TwofoldApiError extends Error {
   get retryable(): boolean {
     return this.status === 429 || this.status >= 500;
   }
+}
+
+/**
+ * The api could not be reached, or did not answer in time (after the SDK's own retries): no
+ * HTTP answer, so `status` is 0 and `cause` is the error fetch raised. A TwofoldApiError, so
+ * apps catch one type; `retryable` is true: the request may not have arrived, or its answer
+ * was lost, and sending it again later can help (a login event with the same id and time is
+ * the same event).
+ */
+export class TwofoldNetworkError extends TwofoldApiError {
+  constructor(
+    /** The request that failed, e.g. `POST /v1/login-events`. */
+    readonly request: string,
+    /** True when the request's own deadline (`timeoutMs`) passed; false when the connection failed. */
+    readonly timedOut: boolean,
+    detail: string,
+    options: { cause: unknown },
+  ) {
+    super(
+      0,
+      timedOut ? 'https://twofold.dev/problems/sdk-timeout' : 'https://twofold.dev/problems/sdk-network',
+      timedOut ? 'No answer in time' : 'Network error',
+      detail,
+      undefined,
+      options,
+    );
+    this.name = 'TwofoldNetworkError';
+  }
+
+  override get retryable(): boolean {
+    return true;
+  }
+}
+
+/** What fetch (or reading its body) threw, as a TwofoldNetworkError. */
+function networkError(request: string, err: unknown, timeoutMs: number): TwofoldNetworkError {
+  const name = (err as Error | undefined)?.name;
+  const timedOut = name === 'TimeoutError';
+  // undici says "fetch failed" and keeps the reason (ECONNREFUSED, a reset) in its cause.
+  const reason = (e: unknown): string => {
+    const own = e instanceof Error ? e.message : String(e);
+    const inner = e instanceof Error ? e.cause : undefined;
+    return inner instanceof Error && inner.message ? `${own}: ${reason(inner)}` : own;
+  };
+  const detail = timedOut
+    ? `${request}: no answer from the api within ${timeoutMs} ms`
+    : `${request}: the api could not be reached (${reason(err)})`;
+  return new TwofoldNetworkError(request, timedOut, detail, { cause: err });
 }
 
 /** The api's problem+json (or, from a proxy, whatever it answered) as a TwofoldApiError. */
@@ -84,9 +133,29 @@ function problemError(res: Response, parsed: unknown, text: string): TwofoldApiE
   );
 }
 
+/**
+ * How long after its last send an event id's first time is kept for a retry that gives only
+ * the id: the api's window for one id (it keeps the decision, and refuses the id for another
+ * login, 10 minutes).
+ */
+const FIRST_SENT_WINDOW_MS = 10 * 60_000;
+/**
+ * A ceiling on the ids kept, whatever the window holds: at most ~60 MB at 600 B an id. It is
+ * reached only above ~160 logins a second with the app's own ids; past it the oldest go first
+ * (a retry of one of those, without its time, becomes another event, as before this window).
+ */
+const FIRST_SENT_MAX_IDS = 100_000;
+
 /** How long to wait before trying a failed request again, or undefined: do not retry. */
 function retryDelay(err: unknown, idempotent: boolean, attempt: number, maxMs: number): number | undefined {
   const backoff = Math.min(maxMs, 250 * 2 ** attempt * (0.5 + Math.random() / 2));
+  if (err instanceof TwofoldNetworkError) {
+    // The request's own deadline passed: the caller's time is spent, do not double it.
+    if (err.timedOut) return undefined;
+    // The network failed (connection refused or reset; fetch raises a TypeError): safe to
+    // repeat only if idempotent.
+    return idempotent && err.cause instanceof TypeError ? backoff : undefined;
+  }
   if (err instanceof TwofoldApiError) {
     // 429, and 503 with Retry-After (a replica shutting down), are refusals before anything
     // was done. A 503 without it may come after part of the work (a code verified whose
@@ -101,10 +170,7 @@ function retryDelay(err: unknown, idempotent: boolean, attempt: number, maxMs: n
     const wait = err.retryAfterSeconds * 1000;
     return wait <= maxMs ? wait : undefined;
   }
-  // The request's own deadline passed: the caller's time is spent, do not double it.
-  if ((err as Error | undefined)?.name === 'TimeoutError') return undefined;
-  // The network failed (connection refused or reset): safe to repeat only if idempotent.
-  return idempotent && err instanceof TypeError ? backoff : undefined;
+  return undefined;
 }
 
 /** Who signed in, as the app knows it. Give the raw SSO token: the SDK sends only its hash. */
@@ -129,8 +195,9 @@ export interface SuccessfulLogin {
   eventId?: string;
   /**
    * When it happened (default: now). With an `eventId` the client sends the time of its
-   * first attempt again on a retry; pass it yourself when the retry comes from elsewhere
-   * (the audit stores an event once by its id and time).
+   * first attempt again on a retry (for 10 minutes after the id was last sent); pass it
+   * yourself when the retry comes later or from elsewhere (the audit stores an event once by
+   * its id and time).
    */
   time?: Date;
 }
@@ -249,7 +316,8 @@ export interface TwofoldClient {
 
 /**
  * The app SDK: one object per app with its key. Every method maps to one route of the
- * api (CONTRACT.md); errors are {@link TwofoldApiError} with the api's `detail`.
+ * api (CONTRACT.md); errors are {@link TwofoldApiError} with the api's `detail`, or its
+ * subclass {@link TwofoldNetworkError} when no answer came.
  *
  * @example
  * const twofold = createTwofoldClient({ baseUrl: 'http://127.0.0.1:8080', appKey, appId: 'jira' });
@@ -268,21 +336,28 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
   async function callOnce<T>(
     method: string,
     path: string,
-    body: unknown,
+    payload: string | undefined,
     extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[] },
   ): Promise<{ status: number; body: T }> {
-    const res = await doFetch(`${base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${options.appKey}`,
-        accept: 'application/json',
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        ...extra.headers,
-      },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(extra.timeoutMs ?? timeoutMs),
-    });
-    const text = await res.text();
+    const deadlineMs = extra.timeoutMs ?? timeoutMs;
+    let res: Response;
+    let text: string;
+    try {
+      res = await doFetch(`${base}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${options.appKey}`,
+          accept: 'application/json',
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...extra.headers,
+        },
+        ...(payload !== undefined ? { body: payload } : {}),
+        signal: AbortSignal.timeout(deadlineMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      throw networkError(`${method} ${path.split('?')[0]}`, err, deadlineMs);
+    }
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -306,9 +381,12 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     } = {},
   ): Promise<{ status: number; body: T }> {
     const idempotent = extra.idempotent ?? method === 'GET';
+    // Serialized once: every attempt sends these bytes, an event's id and time among them,
+    // however long the retries take.
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await callOnce<T>(method, path, body, extra);
+        return await callOnce<T>(method, path, payload, extra);
       } catch (err) {
         if (attempt >= retries) throw err;
         const delay = retryDelay(err, idempotent, attempt, maxRetryDelayMs);
@@ -318,20 +396,40 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     }
   }
 
-  // The time each event id was first sent, so a retry with the same id is the same event:
-  // the api stamps "now" on an event without a time, and the audit is unique by id and time.
-  const firstSent = new Map<string, string>();
+  // The SDK's own retries resend the body they built (above) and need no memory. This one
+  // serves the app's: calling again with the same `eventId` and no `time` (as the docs
+  // invite, and as an undecided login is asked again) sends the first attempt's time, since
+  // the api stamps "now" on an event without one and the audit is unique by id and time.
+  // An id is forgotten FIRST_SENT_WINDOW_MS after it was last sent, not after some count of
+  // others: a count covered seconds at a busy app's rate, and a retry after a longer outage
+  // became another event. The cost is the ids sent in that window: about 200 B each with a
+  // 36-character id, 600 B with one from crypto.randomUUID() (V8 keeps it in pieces), so
+  // 12 to 36 MB at 100 logins a second with the app's own ids (60,000 ids); FIRST_SENT_MAX_IDS
+  // bounds it for busier apps.
+  const firstSent = new Map<string, { time: string; at: number }>();
+  const forgetOld = () => {
+    const now = performance.now();
+    for (const [id, entry] of firstSent) {
+      if (now - entry.at < FIRST_SENT_WINDOW_MS) break; // kept in order of last send
+      firstSent.delete(id);
+    }
+    return now;
+  };
+  const rememberTime = (id: string, time: string) => {
+    const now = forgetOld();
+    firstSent.delete(id);
+    if (firstSent.size >= FIRST_SENT_MAX_IDS) firstSent.delete(firstSent.keys().next().value!);
+    firstSent.set(id, { time, at: now });
+  };
   const identity = (input: { eventId?: string; time?: Date }) => {
     // Without an id the SDK makes one, and stamps the time, so that its own retries (and the
     // api's idempotency and the audit, keyed on both) see one event.
     if (!input.eventId) return { id: randomUUID(), time: (input.time ?? new Date()).toISOString() };
-    let time = input.time?.toISOString() ?? firstSent.get(input.eventId);
-    if (time === undefined) time = new Date().toISOString();
-    if (!firstSent.has(input.eventId)) {
-      // A time given on the first attempt is the one a retry without it must send again.
-      if (firstSent.size >= 10_000) firstSent.delete(firstSent.keys().next().value!);
-      firstSent.set(input.eventId, time);
-    }
+    // A time given on the first attempt is the one a retry without it must send again.
+    forgetOld();
+    const first = firstSent.get(input.eventId)?.time;
+    const time = input.time?.toISOString() ?? first ?? new Date().toISOString();
+    rememberTime(input.eventId, first ?? time);
     return { id: input.eventId, time };
   };
 
@@ -364,13 +462,16 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     async decide(login, decideOptions = {}) {
       // The api waits 1 ms to 30 s (a whole number); anything else would be refused with 400.
       const wait = Math.min(30_000, Math.max(1, Math.round(decideOptions.timeoutMs ?? 5_000) || 5_000));
+      const body = succeeded(login);
       const res = await call<SecondFactorDecision | { id: string }>(
         'POST',
         `/v1/login-events?wait=decision&timeoutMs=${wait}`,
-        succeeded(login),
+        body,
         { timeoutMs: timeoutMs + wait, idempotent: true },
       );
       if (res.status === 200) return res.body as SecondFactorDecision;
+      // The app is told to ask again with this id: the same event, even with an id the SDK made.
+      if (!login.eventId) rememberTime(body.id, body.time);
       return { decision: 'undecided', loginEventId: (res.body as { id: string }).id };
     },
 

@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { subscribeSessionEvents, type SessionEventsSubscription } from './session-events.js';
+import {
+  SessionEventsPositionError,
+  subscribeSessionEvents,
+  type SessionEventsGap,
+  type SessionEventsSubscription,
+} from './session-events.js';
 import type { SessionEvent } from './session-event.js';
 
 const encoder = new TextEncoder();
@@ -173,5 +178,109 @@ describe('subscribeSessionEvents', () => {
     expect(errors[0]).toBe(
       'GET /v1/session-events answered HTTP 503: the session event stream is not running',
     );
+  });
+
+  it('stops with SessionEventsPositionError when the api refuses the position, instead of sending it for ever', async () => {
+    const requests: (string | null)[] = [];
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      requests.push(new Headers(init?.headers).get('last-event-id'));
+      return new Response(
+        JSON.stringify({
+          status: 400,
+          detail: 'Last-Event-ID must be an event id this stream sent (like 1764320400000-0)',
+        }),
+        { status: 400, headers: { 'content-type': 'application/problem+json' } },
+      );
+    }) as typeof globalThis.fetch;
+    const errors: Error[] = [];
+    subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      lastEventId: 'yesterday',
+      fetch,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err),
+      onEvent: () => {},
+    });
+    await until(() => errors.length > 0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(requests).toEqual(['yesterday']);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SessionEventsPositionError);
+    expect(errors[0]).toMatchObject({
+      lastEventId: 'yesterday',
+      detail: 'Last-Event-ID must be an event id this stream sent (like 1764320400000-0)',
+    });
+    expect(errors[0]!.message).toMatch(/stopped: subscribe again without lastEventId/);
+  });
+
+  it('moves past a gap that carries a position: a reconnect resumes there and hears no gap again', async () => {
+    const requests: (string | null)[] = [];
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      const from = new Headers(init?.headers).get('last-event-id');
+      requests.push(from);
+      // The api: from 1-0, events 2 to 4 are gone; from 4-18446744073709551615 (just before 5-0), no gap.
+      const frames =
+        from === '1-0'
+          ? [
+              'id: 4-18446744073709551615\nevent: gap\ndata: {"detail":"events after 1-0 are no longer kept; re-check sessions","lastEventId":"1-0","nextEventId":"5-0"}\n\n',
+              frame(5),
+              frame(6),
+            ]
+          : [frame(5), frame(6)];
+      const { body } = pulledStream(frames, init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const gaps: SessionEventsGap[] = [];
+    const handled: string[] = [];
+    let thrown = false;
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      lastEventId: '1-0',
+      fetch,
+      reconnectDelayMs: 1,
+      onGap: (gap) => void gaps.push(gap),
+      onEvent: (event) => {
+        handled.push(event.id);
+        // The first event after the gap fails once: the reconnect comes before it is handled.
+        if (!thrown) {
+          thrown = true;
+          throw new Error('store down');
+        }
+      },
+    });
+    await until(() => handled.includes('evt-6'));
+    expect(requests).toEqual(['1-0', '4-18446744073709551615']);
+    expect(gaps).toEqual([
+      { id: '4-18446744073709551615', detail: 'events after 1-0 are no longer kept; re-check sessions' },
+    ]);
+    expect(handled).toEqual(['evt-5', 'evt-5', 'evt-6']);
+    expect(sub.lastEventId).toBe('6-0');
+  });
+
+  it('keeps its position on a gap without one (an older api, or nothing after the gap yet)', async () => {
+    const requests: (string | null)[] = [];
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      requests.push(new Headers(init?.headers).get('last-event-id'));
+      const { body } = pulledStream(['event: gap\ndata: {"detail":"trimmed"}\n\n'], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const gaps: SessionEventsGap[] = [];
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      lastEventId: '1-0',
+      fetch,
+      reconnectDelayMs: 1,
+      onGap: (gap) => void gaps.push(gap),
+      onEvent: () => {},
+    });
+    await until(() => gaps.length === 1);
+    expect(gaps[0]).toEqual({ id: undefined, detail: 'trimmed' });
+    expect(sub.lastEventId).toBe('1-0');
+    sub.reconnect();
+    await until(() => gaps.length === 2);
+    expect(requests).toEqual(['1-0', '1-0']);
   });
 });

@@ -13,9 +13,22 @@ export interface SessionEventsOptions {
    * resolves), so an event whose handler threw is delivered again after the reconnect.
    */
   onEvent: (event: SessionEvent, meta: { id: string }) => void | Promise<void>;
-  /** Events after lastEventId were trimmed from the server's buffer: re-check sessions you hold. */
-  onGap?: () => void;
-  /** Connection problems; the subscription keeps reconnecting unless the key is refused. */
+  /**
+   * Events after the position were trimmed from the server's buffer (or it is a position
+   * the stream does not know): re-check the sessions you hold. `gap.id` is the position just
+   * past the gap: it becomes {@link SessionEventsSubscription.lastEventId} when the handler
+   * returns (an async handler is awaited), so a reconnect does not report the same gap again;
+   * store it as you store an event's id. A handler that throws (or rejects) gets the gap again
+   * after the reconnect, like {@link onEvent}.
+   */
+  // `void`, not `void | Promise<void>`: a handler written for the earlier `() => void` (say
+  // `() => gaps++`) must still compile; a promise it returns is awaited all the same.
+  onGap?: (gap: SessionEventsGap) => void;
+  /**
+   * Connection problems; the subscription keeps reconnecting unless the api refuses the key
+   * ({@link SessionEventsAuthError}) or the position ({@link SessionEventsPositionError}):
+   * then it stops, and this is how you learn it.
+   */
   onError?: (err: Error) => void;
   onOpen?: () => void;
   /**
@@ -40,12 +53,57 @@ export interface SessionEventsSubscription {
   reconnect(): void;
 }
 
+/** A `gap` event: events after the position were missed. */
+export interface SessionEventsGap {
+  /**
+   * The position past the gap (the gap event's id); undefined when the api gave none (an api
+   * older than this SDK, or a gap with no event after it yet): the position stays, and a
+   * reconnect before the next event reports the gap again.
+   */
+  id: string | undefined;
+  /** The api's explanation. */
+  detail?: string;
+}
+
 /** Thrown (to onError) when the api refuses the app key: the subscription stops. */
 export class SessionEventsAuthError extends Error {
   constructor(readonly status: number) {
     super(`the api refused the app key (HTTP ${status}); the session-events subscription stopped`);
     this.name = 'SessionEventsAuthError';
   }
+}
+
+/**
+ * Thrown (to onError) when the api refuses the position to resume from (HTTP 400: not an id
+ * the stream sent, e.g. a corrupted stored position). Sending it again cannot help: the
+ * subscription stops. Subscribe again without `lastEventId` (live events only) and re-check
+ * the sessions you hold, as after a gap.
+ */
+export class SessionEventsPositionError extends Error {
+  constructor(
+    /** The position refused. */
+    readonly lastEventId: string,
+    /** The api's problem detail. */
+    readonly detail: string,
+  ) {
+    super(
+      `the api refused the position Last-Event-ID ${JSON.stringify(lastEventId)} (HTTP 400${
+        detail ? `: ${detail}` : ''
+      }); the session-events subscription stopped: subscribe again without lastEventId and re-check the sessions you hold`,
+    );
+    this.name = 'SessionEventsPositionError';
+  }
+}
+
+/** The `data` of a gap event, read leniently: an older api sends only `detail`. */
+function gapOf(sse: { id: string | undefined; data: string }): SessionEventsGap {
+  let detail: unknown;
+  try {
+    detail = (JSON.parse(sse.data) as { detail?: unknown }).detail;
+  } catch {
+    /* not JSON */
+  }
+  return { id: sse.id || undefined, ...(typeof detail === 'string' ? { detail } : {}) };
 }
 
 /** Event ids remembered to drop repeats. */
@@ -123,6 +181,11 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
         await response.body?.cancel();
         throw new SessionEventsAuthError(response.status);
       }
+      // The api refuses a malformed position with 400, and would on every reconnect; one it
+      // does not know (trimmed, another stream's) it answers with a `gap` event instead.
+      if (response.status === 400 && headers['last-event-id'] !== undefined) {
+        throw new SessionEventsPositionError(headers['last-event-id'], await refusalDetail(response));
+      }
       if (!response.ok || !response.body) {
         const detail = response.ok ? '' : await refusalDetail(response);
         throw new Error(
@@ -141,12 +204,15 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
         onEvent: (sse) => {
           chain = chain.then(async () => {
             if (failure !== undefined || closed.signal.aborted) return;
-            if (sse.event === 'gap') {
-              options.onGap?.();
-              return;
-            }
-            if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
             try {
+              if (sse.event === 'gap') {
+                const gap = gapOf(sse);
+                await options.onGap?.(gap);
+                // Past the gap: a reconnect resumes after it instead of hearing it again.
+                if (gap.id) lastEventId = gap.id;
+                return;
+              }
+              if (!sse.id || !sse.event.startsWith('twofold.session.')) return;
               const event = JSON.parse(sse.data) as SessionEvent;
               // Deliveries are at least once: an event re-announced after a broadcaster retry
               // carries the same id, and is handed over once.
@@ -195,7 +261,7 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
           options.onError?.(new Error('the session-events stream ended; reconnecting'));
       } catch (err) {
         if (closed.signal.aborted) break;
-        if (err instanceof SessionEventsAuthError) {
+        if (err instanceof SessionEventsAuthError || err instanceof SessionEventsPositionError) {
           options.onError?.(err);
           break;
         }

@@ -17,6 +17,29 @@ const Query = Type.Object({
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 const frame = (entry: SessionStreamEntry) => `id: ${entry.id}\nevent: ${entry.type}\ndata: ${entry.json}\n\n`;
+/** The id just before `id` (`5-3` → `5-2`, `5-0` → `4-18446744073709551615`): resuming after it starts at `id`. */
+function idBefore(id: string): string | undefined {
+  const [ms = '0', seq = '0'] = id.split('-');
+  if (BigInt(seq) > 0n) return `${ms}-${BigInt(seq) - 1n}`;
+  return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-18446744073709551615` : undefined;
+}
+
+/**
+ * The `gap` event. `lastEventId` is where the client asked to resume; with the first event
+ * sent after the gap known, `nextEventId` names it and the frame's `id:` is the position
+ * just before it, so the client's Last-Event-ID moves past the gap (a reconnect resumes
+ * there without another gap, and misses nothing: the next event is sent again).
+ */
+function gapFrame(lastEventId: string, next: SessionStreamEntry | undefined): string {
+  const position = next && idBefore(next.id);
+  const data = JSON.stringify({
+    detail: `events after ${lastEventId} are no longer kept; re-check sessions`,
+    lastEventId,
+    ...(next ? { nextEventId: next.id } : {}),
+  });
+  return `${position ? `id: ${position}\n` : ''}event: gap\ndata: ${data}\n\n`;
+}
+
 // Live subscribers receive the same entries array from the feed: frame it once for all of them.
 const framed = new WeakMap<readonly SessionStreamEntry[], string>();
 function framesOf(entries: readonly SessionStreamEntry[]): string {
@@ -28,7 +51,9 @@ function framesOf(entries: readonly SessionStreamEntry[]): string {
 /**
  * GET /v1/session-events: the session topic as server-sent events. Each event's `id` is
  * its position in the replay buffer; a client that reconnects with `Last-Event-ID` gets
- * every event after it, then live ones. A `gap` event says some were trimmed away.
+ * every event after it, then live ones. A `gap` event says some were trimmed away (or the
+ * id is not one this stream issued); it carries the position past the gap when an event
+ * follows it (see gapFrame). A malformed id is refused with 400.
  */
 export function sessionEventsRoute(deps: {
   auth: Authenticator;
@@ -100,15 +125,26 @@ export function sessionEventsRoute(deps: {
         request.raw.on('close', close);
         res.on('close', close);
         res.on('error', close);
+        // The feed reports a gap before the catch-up that follows it: the gap is sent with the
+        // first of those events, whose id gives it a position, or alone once the catch-up is
+        // done (nothing followed: the feed does not say where the live end is).
+        let gapPending = false;
         try {
           const subscription = await deps.feed.subscribe(
             lastEventId,
-            (entries) => send(framesOf(entries)),
-            () =>
-              send(
-                `event: gap\ndata: {"detail":"events after ${lastEventId} are no longer kept; re-check sessions"}\n\n`,
-              ),
+            (entries) => {
+              if (gapPending) {
+                gapPending = false;
+                send(gapFrame(lastEventId!, entries[0]));
+              }
+              send(framesOf(entries));
+            },
+            () => (gapPending = true),
           );
+          if (gapPending) {
+            gapPending = false;
+            send(gapFrame(lastEventId!, undefined));
+          }
           unsubscribe = subscription.unsubscribe;
           if (closed) unsubscribe();
         } catch (err) {
