@@ -8,8 +8,9 @@ import { taggedKey } from '@twofold/redis';
  *
  * User `<P>lo:{u:<username>}:…`
  * - `streak`, `streakk` — zsets of failure ids (score: event time), all and those from
- *   known-good networks; the ids are the dedupe. `reset` — time of the last completed
- *   sign-in (or streak reset, or admin lift): the consecutive failures are those after it.
+ *   known-good networks; the ids are the dedupe (ids at or before the reset, and all of an
+ *   admin lift, at score 0). `reset` — time of the last completed sign-in (or streak reset,
+ *   or admin lift): the consecutive failures are those after it.
  * - `src` — zset: IPs outside known networks that failed for the user (score: latest time).
  * - `pair:<ip>` — zset: failure ids of (user, IP) (score: event time), the backoff window.
  *   Neither holds unknown-user failures (no account): those are in `streak` only.
@@ -18,12 +19,16 @@ import { taggedKey } from '@twofold/redis';
  *   or a second factor waiting for its login (whichever arrives first).
  * - `lock`, `force`, `pairlock:<ip>` — lockout records (hash, see {@link LockoutRecord}),
  *   expiring with the lockout; `locklevel`, `pairlevel:<ip>` — locks in a row (backoff).
+ * - `until:<lock sub-key>` — end (ms) of the key's last lockout, kept the claim time past
+ *   it (gone with an admin lift): a failure at or before it, once that lockout has ended,
+ *   was judged while it was in force and calls for no new one.
  * - `liftedat:src`, `liftedat:pair:<ip>` — watermark (ms) of the last admin lift that reset
  *   the window: it counts only failures after it.
  *
  * Network `<P>lo:{n:<cidr>}:…`
  * - `ipusers:<ip>`, `users` — zsets of distinct users of the IP / network (score: latest
- *   time); `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`;
+ *   time); `iplock:<ip>`, `netlock` — blocks; `iplevel:<ip>`, `netlevel`; `until:iplock:<ip>`,
+ *   `until:netlock` — as for a user;
  *   `liftedat:ipusers:<ip>`, `liftedat:users` — watermarks of admin lifts, as for a user.
  *
  * Global `<P>lo:{g}:…` — `b:<bucket>:{e,u,i,p}` HyperLogLogs of failure ids, users, IPs

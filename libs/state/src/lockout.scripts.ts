@@ -23,26 +23,40 @@ local function expire(key, ttl, keep)
   end
   redis.call('PEXPIRE', key, ttl)
 end
-local function trim(key, before, cap, ttl, keep)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', before)
+-- floor: the lowest score trimmed ('-inf' unless given; the streak spares its score-0 entries).
+local function trim(key, before, cap, ttl, keep, floor)
+  redis.call('ZREMRANGEBYSCORE', key, floor or '-inf', before)
   if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
   expire(key, ttl, keep)
+end
+-- Watermarks, read at most once per call (no counting script writes one).
+local marks = {}
+local function markOf(key)
+  local value = marks[key]
+  if value == nil then
+    value = tonumber(redis.call('GET', key)) or false
+    marks[key] = value
+  end
+  return value
 end
 -- An admin lift leaves a watermark per window it cleared (\`liftedat:<window>\`): the failures
 -- at or before it were judged already (a redelivery brings them again and re-adds them), so
 -- a window counts only failures after it. Read only once a count reaches its gate with no
 -- lockout of the window in force (below the gate no rule looks at the count; with the
 -- lockout in force the rule is answered already), once per call.
-local lifts = {}
 local function afterLift(window, count, t, length, mark)
-  local from = lifts[mark]
-  if from == nil then
-    from = tonumber(redis.call('GET', mark)) or false
-    lifts[mark] = from
-  end
+  local from = markOf(mark)
   if not from or t - length >= from then return count end
   if t <= from then return 0 end
   return redis.call('ZCOUNT', window, '(' .. from, '+inf')
+end
+-- Whether a lockout of the key that is no longer in force covered time t: \`until:<lockSub>\`
+-- is the end of the key's last lockout. A failure at or before it was judged while that
+-- lockout was in force (a redelivery, or read late): it answers as then, "in force", and
+-- calls for no new lockout. Read at the gate only, when the lock flag reads "none".
+local function endedAfter(untilMark, t)
+  local ended = markOf(untilMark)
+  return ended and t <= ended
 end
 `;
 
@@ -53,12 +67,14 @@ end
  * ARGV head: now, pairWindow, srcWindow, windowCap, streakTtl, streakCap, pendingTtl,
  * knownMax, knownTtl, streakGate, sourcesGate, pairGate. Lock flags and the known-network
  * streak are read only once their count reaches its gate (the rule's threshold): below
- * it they reply 0, which no rule looks at.
+ * it they reply 0, which no rule looks at. A lock flag says whether a lockout of the key
+ * covered the failure's time: in force now, or ended at or after it (`endedAfter`).
  *
  * Every structure is idempotent, so a redelivered event changes nothing: the streak is a
  * zset of failure ids (the dedupe: ZADD NX tells a new failure from one seen before),
  * counted after `reset`, the time of the last completed sign-in or admin lift (a failure
- * from before it, read late or again, does not count: it is kept at score 0); the (user,
+ * from before it, read late or again, does not count: it is kept at score 0, which no
+ * trim by time removes, and an admin lift keeps the streak's ids at score 0); the (user,
  * IP) log is keyed by failure id; sources and known networks keep the latest time per
  * member. The (user, IP) and sources windows count after the watermark of an admin lift
  * (`afterLift`).
@@ -137,7 +153,8 @@ for g = 1, #KEYS do
       local total = redis.call('ZCOUNT', streak, afterReset, '+inf')
       if real then sources = redis.call('ZCOUNT', src, since(t, srcWindow), '+inf') end
       if sampled(id) or total > streakCap then
-        trim(streak, resetAt, streakCap, userTtl, keep)
+        -- Score-0 entries (failures at or before the reset, kept for the dedupe) stay.
+        trim(streak, resetAt, streakCap, userTtl, keep, '(0')
         -- Known-network failures are a subset of the streak: bounded by the same rule.
         trim(streakKnown, resetAt, streakCap, userTtl, keep)
       end
@@ -147,16 +164,28 @@ for g = 1, #KEYS do
       local userLock, streakKnownCount, force, pairLock = 0, 0, 0, 0
       if total >= streakGate then
         local lock = redis.call('HMGET', base .. ':lock', 'id', 'spares')
-        if lock[1] then userLock = (lock[2] == '1') and 1 or 2 end
+        if lock[1] then
+          userLock = (lock[2] == '1') and 1 or 2
+        elseif endedAfter(base .. ':until:lock', t) then
+          userLock = 2
+        end
         streakKnownCount = redis.call('ZCOUNT', streakKnown, afterReset, '+inf')
       end
       if sources >= sourcesGate then
         force = redis.call('EXISTS', base .. ':force')
-        if force == 0 then sources = afterLift(src, sources, t, srcWindow, base .. ':liftedat:src') end
+        if force == 1 or endedAfter(base .. ':until:force', t) then
+          force = 1
+        else
+          sources = afterLift(src, sources, t, srcWindow, base .. ':liftedat:src')
+        end
       end
       if pairCount >= pairGate then
         pairLock = redis.call('EXISTS', base .. ':pairlock:' .. ip)
-        if pairLock == 0 then pairCount = afterLift(pair, pairCount, t, pairWindow, base .. ':liftedat:pair:' .. ip) end
+        if pairLock == 1 or endedAfter(base .. ':until:pairlock:' .. ip, t) then
+          pairLock = 1
+        else
+          pairCount = afterLift(pair, pairCount, t, pairWindow, base .. ':liftedat:pair:' .. ip)
+        end
       end
       replies[i] = {
         fresh and 0 or 1, isKnown and 1 or 0, total, streakKnownCount, pairCount, sources, userLock, force, pairLock
@@ -233,11 +262,19 @@ for g = 1, #KEYS do
     local ipBlock, netBlock = 0, 0
     if ipCount >= ipGate then
       ipBlock = redis.call('EXISTS', ipLockPrefix .. ip)
-      if ipBlock == 0 then ipCount = afterLift(ipUsers, ipCount, t, window, base .. ':liftedat:ipusers:' .. ip) end
+      if ipBlock == 1 or endedAfter(base .. ':until:iplock:' .. ip, t) then
+        ipBlock = 1
+      else
+        ipCount = afterLift(ipUsers, ipCount, t, window, base .. ':liftedat:ipusers:' .. ip)
+      end
     end
     if netCount >= netGate then
       netBlock = redis.call('EXISTS', netLock)
-      if netBlock == 0 then netCount = afterLift(users, netCount, t, window, base .. ':liftedat:users') end
+      if netBlock == 1 or endedAfter(base .. ':until:netlock', t) then
+        netBlock = 1
+      else
+        netCount = afterLift(users, netCount, t, window, base .. ':liftedat:users')
+      end
     end
     replies[i] = { ipCount, netCount, ipBlock, netBlock }
   end
@@ -249,17 +286,22 @@ return out
 `;
 
 /**
- * Imposes lockouts if absent. Per base: n impositions of 13 fields `lockSub`, `levelSub`,
+ * Imposes lockouts if absent. Per base: n impositions of 14 fields `lockSub`, `levelSub`,
  * `lockId`, `scope`, `key`, `mode`, `rule`, `failures`, `spares`, `levelMemory`,
- * `permanentAfter`, `schedule` (comma-separated durations by level, ms), `widen`.
- * ARGV head: now, claimTtl.
+ * `permanentAfter`, `schedule` (comma-separated durations by level, ms), `widen`, `causeAt`
+ * (event time of the cause, ms; '' not to check it). ARGV head: now, claimTtl.
+ *
+ * A lockout with an end leaves it in `until:<lockSub>` (never lowered), kept claimTtl past
+ * it. With no lockout of the key in force, a cause at or before that end was judged while
+ * the last one was in force (a redelivery once it expired, or a failure read late): it is
+ * skipped, as it was then. An admin lift deletes the mark with the lockout.
  *
  * Replies per imposition {status, ...record fields, widenedAt} where status is `imposed`
  * (new), `existing` (this very lockout, imposed before: announce again, with the fields it
  * was imposed with even if widened since), `widened` (a user
  * lock that spared known networks now covers every network; again for the cause that widened
- * it, to announce again), or `skipped` with no fields (another lockout is in force, or this
- * one was lifted already).
+ * it, to announce again), or `skipped` with no fields (another lockout is in force, this
+ * one was lifted already, or the cause is covered by the key's last lockout).
  */
 export const LOCKOUT_IMPOSE_SCRIPT = `
 local now, claimTtl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -287,8 +329,9 @@ for g = 1, #KEYS do
     local lockSub, levelSub, lockId, scope, key, mode, rule, failures, spares, levelMemory, permanentAfter, schedule, widen =
       ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7],
       ARGV[a + 8], tonumber(ARGV[a + 9]), tonumber(ARGV[a + 10]), ARGV[a + 11], ARGV[a + 12]
-    a = a + 13
-    local lockKey = base .. ':' .. lockSub
+    local causeAt = tonumber(ARGV[a + 13])
+    a = a + 14
+    local lockKey, untilMark = base .. ':' .. lockSub, base .. ':until:' .. lockSub
     local current = redis.call('HMGET', lockKey, 'id', 'spares', 'widenedBy', 'rule', 'failures')
     if widen == '1' then
       if current[1] and current[2] == '1' then
@@ -308,29 +351,39 @@ for g = 1, #KEYS do
     elseif redis.call('EXISTS', base .. ':lifted:' .. lockId) == 1 then
       replies[i] = { 'skipped' }
     else
-      local level = 1
-      if levelSub ~= '' then
-        level = redis.call('INCR', base .. ':' .. levelSub)
+      local ended = tonumber(redis.call('GET', untilMark)) or 0
+      if causeAt and causeAt <= ended then
+        -- Judged while the key's last lockout was in force (it ended since): as then, no new one.
+        replies[i] = { 'skipped' }
+      else
+        local level = 1
+        if levelSub ~= '' then
+          level = redis.call('INCR', base .. ':' .. levelSub)
+        end
+        local durations = {}
+        for d in string.gmatch(schedule, '[^,]+') do durations[#durations + 1] = tonumber(d) end
+        local duration = durations[math.min(level, #durations)]
+        local permanent = permanentAfter > 0 and level > permanentAfter
+        if levelSub ~= '' then
+          -- Remembered for levelMemory after the lock ends, so the next one backs off further.
+          -- A permanent lock ends only by an admin lift: levelMemory from now, as no expiry
+          -- would make every later lock of the key permanent at once, forever.
+          local memory = levelMemory
+          if not permanent then memory = duration + levelMemory end
+          redis.call('PEXPIRE', base .. ':' .. levelSub, memory)
+        end
+        local untilMs = ''
+        if not permanent then untilMs = string.format('%.0f', now + duration) end
+        redis.call('DEL', lockKey)
+        redis.call('HSET', lockKey, 'id', lockId, 'scope', scope, 'key', key, 'mode', mode, 'rule', rule,
+          'until', untilMs, 'imposedAt', string.format('%.0f', now), 'failures', failures, 'level', level, 'spares', spares)
+        if not permanent then
+          redis.call('PEXPIRE', lockKey, duration)
+          local ends = math.max(now + duration, ended)
+          redis.call('SET', untilMark, string.format('%.0f', ends), 'PX', string.format('%.0f', ends - now + claimTtl))
+        end
+        replies[i] = reply('imposed', lockKey)
       end
-      local durations = {}
-      for d in string.gmatch(schedule, '[^,]+') do durations[#durations + 1] = tonumber(d) end
-      local duration = durations[math.min(level, #durations)]
-      local permanent = permanentAfter > 0 and level > permanentAfter
-      if levelSub ~= '' then
-        -- Remembered for levelMemory after the lock ends, so the next one backs off further.
-        -- A permanent lock ends only by an admin lift: levelMemory from now, as no expiry
-        -- would make every later lock of the key permanent at once, forever.
-        local memory = levelMemory
-        if not permanent then memory = duration + levelMemory end
-        redis.call('PEXPIRE', base .. ':' .. levelSub, memory)
-      end
-      local untilMs = ''
-      if not permanent then untilMs = string.format('%.0f', now + duration) end
-      redis.call('DEL', lockKey)
-      redis.call('HSET', lockKey, 'id', lockId, 'scope', scope, 'key', key, 'mode', mode, 'rule', rule,
-        'until', untilMs, 'imposedAt', string.format('%.0f', now), 'failures', failures, 'level', level, 'spares', spares)
-      if not permanent then redis.call('PEXPIRE', lockKey, duration) end
-      replies[i] = reply('imposed', lockKey)
     end
   end
   out[g] = replies
@@ -368,51 +421,72 @@ return { 'lift' }
 `;
 
 /**
- * An admin lift. KEYS[1]: base. ARGV: claimTtl, now, markTtl, n, n lock sub-keys, m, m
- * evidence sub-keys (windows) to forget (so the next failure does not re-impose at once),
- * k, k watermark sub-keys, then optionally 'only' and the lockout ids to lift (others are
- * left in force). Replies the fields of each lockout lifted ({@link RECORD_FIELDS} order),
- * then its lock sub-key.
+ * An admin lift. KEYS[1]: base. ARGV: claimTtl, now, markTtl, then four lists, each its
+ * length and its sub-keys: the lock sub-keys; the evidence sub-keys (windows) to forget (so
+ * the next failure does not re-impose at once); the windows whose members are the dedupe of
+ * failure ids (the streak), forgotten as evidence but kept as the dedupe (every score 0,
+ * which no count includes); the watermark sub-keys. Then optionally 'only' and the lockout
+ * ids to lift (others are left in force). Replies the fields of each lockout lifted
+ * ({@link RECORD_FIELDS} order), then its lock sub-key. A lockout lifted takes its
+ * `until:<lockSub>` along: it ended now, not at its end.
  *
  * Forgetting the windows is not enough: a redelivery of the failures counted before the
  * lift adds them again. Each watermark is set to the lift's time, or to the latest event
  * time in the windows forgotten when that is later (an app whose clock runs ahead), and
  * never lowered; the counting scripts count only failures after it (`reset` for the
- * streak, `liftedat:<window>` for the others). Kept markTtl at least.
+ * streak, `liftedat:<window>` for the others). Kept markTtl at least. The streak's ids
+ * stay, so such a redelivery is still read as one (`duplicate`), not as new failures.
  */
 export const LOCKOUT_ADMIN_LIFT_SCRIPT = `
 local base, claimTtl, now, markTtl = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local FIELDS = { 'id', 'scope', 'key', 'mode', 'rule', 'until', 'imposedAt', 'failures', 'level', 'spares' }
-local n = tonumber(ARGV[4])
-local m = tonumber(ARGV[5 + n])
-local k = tonumber(ARGV[6 + n + m])
+local p = 4
+local function list()
+  local items = {}
+  for i = 1, tonumber(ARGV[p]) do items[i] = ARGV[p + i] end
+  p = p + #items + 1
+  return items
+end
+local locks, clear, dedupe, marks = list(), list(), list(), list()
 local only = nil
-if ARGV[7 + n + m + k] == 'only' then
+if ARGV[p] == 'only' then
   only = {}
-  for i = 8 + n + m + k, #ARGV do only[ARGV[i]] = true end
+  for i = p + 1, #ARGV do only[ARGV[i]] = true end
 end
 local out = {}
-for i = 1, n do
-  local lockKey = base .. ':' .. ARGV[4 + i]
+for _, sub in ipairs(locks) do
+  local lockKey = base .. ':' .. sub
   local values = redis.call('HMGET', lockKey, unpack(FIELDS))
   if values[1] and (only == nil or only[values[1]]) then
-    redis.call('DEL', lockKey)
+    redis.call('DEL', lockKey, base .. ':until:' .. sub)
     redis.call('SET', base .. ':lifted:' .. values[1], 'admin', 'PX', claimTtl)
     local r = {}
     for j = 1, #FIELDS do r[j] = values[j] or '' end
-    r[#FIELDS + 1] = ARGV[4 + i]
+    r[#FIELDS + 1] = sub
     out[#out + 1] = r
   end
 end
 local mark = now
-for i = 1, m do
-  local window = base .. ':' .. ARGV[5 + n + i]
-  local latest = redis.call('ZREVRANGE', window, 0, 0, 'WITHSCORES')[2]
-  if latest and tonumber(latest) > mark then mark = tonumber(latest) end
+local function latest(window)
+  local score = redis.call('ZREVRANGE', window, 0, 0, 'WITHSCORES')[2]
+  if score and tonumber(score) > mark then mark = tonumber(score) end
+end
+for _, sub in ipairs(clear) do
+  local window = base .. ':' .. sub
+  latest(window)
   redis.call('DEL', window)
 end
-for i = 1, k do
-  local key = base .. ':' .. ARGV[6 + n + m + i]
+for _, sub in ipairs(dedupe) do
+  local window = base .. ':' .. sub
+  latest(window)
+  local ttl = redis.call('PTTL', window)
+  if ttl ~= -2 then
+    redis.call('ZUNIONSTORE', window, 1, window, 'WEIGHTS', 0)
+    if ttl > 0 then redis.call('PEXPIRE', window, ttl) end
+  end
+end
+for _, sub in ipairs(marks) do
+  local key = base .. ':' .. sub
   local held = tonumber(redis.call('GET', key) or '0')
   redis.call('SET', key, string.format('%.0f', math.max(mark, held)), 'PX', math.max(markTtl, redis.call('PTTL', key)))
 end

@@ -246,17 +246,19 @@ export class LockoutKeyError extends Error {
 interface LiftOfBase {
   locks: string[];
   clear: string[];
+  dedupe: string[];
   marks: string[];
 }
 
-/** Base keys of a lift: the lock sub-keys, evidence sub-keys and watermark sub-keys under each. */
+/** Base keys of a lift: the lock, evidence, dedupe and watermark sub-keys under each. */
 function liftBases(prefix: string, scope: LockoutRecord['scope'], key: string): Map<string, LiftOfBase> {
   const bases = new Map<string, LiftOfBase>();
-  for (const { target, clear, marks } of liftPlan(scope, key)) {
+  for (const { target, clear, dedupe = [], marks } of liftPlan(scope, key)) {
     const { base, lockSub } = lockoutLocation(prefix, target);
-    const entry = bases.get(base) ?? { locks: [], clear: [], marks: [] };
+    const entry = bases.get(base) ?? { locks: [], clear: [], dedupe: [], marks: [] };
     entry.locks.push(lockSub);
     entry.clear.push(...clear);
+    entry.dedupe.push(...dedupe);
     entry.marks.push(...marks);
     bases.set(base, entry);
   }
@@ -306,7 +308,8 @@ export async function lockoutsToLift(
  * lift's time (`now`), or at the latest event time in the window when that is later; it
  * is kept `watermarkTtlMs` (default {@link LIFT_WATERMARK_TTL_MS}; at least the longest
  * counting window). Failures from an app whose clock runs behind, up to its lag after the
- * lift, are not counted either.
+ * lift, are not counted either. The streak's failure ids stay (uncounted) as the dedupe: a
+ * redelivery is still read as one, and may announce again what it imposed elsewhere.
  *
  * With `lockIds`, only lockouts with those ids are lifted (those announced already: a
  * lockout imposed since is left in force). Returns the records lifted (empty when nothing
@@ -332,7 +335,7 @@ export async function liftLockout(
   const now = options.now ?? Date.now();
   const lifted: LockoutRecord[] = [];
   const unindexed: string[] = [];
-  for (const [base, { locks, clear, marks }] of bases) {
+  for (const [base, { locks, clear, dedupe, marks }] of bases) {
     const reply = (await runScript(
       redis,
       'twofoldLockoutAdminLift',
@@ -346,6 +349,8 @@ export async function liftLockout(
         ...locks,
         clear.length,
         ...clear,
+        dedupe.length,
+        ...dedupe,
         marks.length,
         ...marks,
         ...only,
@@ -363,18 +368,23 @@ export async function liftLockout(
 }
 
 /**
- * What a lift touches per target: the lock, the windows it forgets (`clear`) and the
- * watermarks it leaves (`marks`, read by the counting scripts: `reset` for the streak,
+ * What a lift touches per target: the lock, the windows it forgets (`clear`; `dedupe`: the
+ * streak, whose ids are the dedupe of failures, forgotten as evidence but kept as ids) and
+ * the watermarks it leaves (`marks`, read by the counting scripts: `reset` for the streak,
  * `liftedat:<window>` for the others).
  */
-function liftPlan(scope: string, key: string): { target: LockoutTarget; clear: string[]; marks: string[] }[] {
+function liftPlan(
+  scope: string,
+  key: string,
+): { target: LockoutTarget; clear: string[]; dedupe?: string[]; marks: string[] }[] {
   if (scope === 'user') {
     const username = normalizeUsername(key);
     if (!username) throw new LockoutKeyError('the key of a user lockout is a username');
     return [
       {
         target: { kind: 'user', username },
-        clear: ['streak', 'streakk', 'src'],
+        clear: ['streakk', 'src'],
+        dedupe: ['streak'],
         marks: ['reset', 'liftedat:src'],
       },
       { target: { kind: 'force', username }, clear: [], marks: [] },

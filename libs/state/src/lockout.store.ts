@@ -123,6 +123,13 @@ export interface LockoutImposition {
   readonly target: LockoutTarget;
   /** The event that called for it; with the target it makes the lockout id. */
   readonly causeId: string;
+  /**
+   * Its event time (ms). With no lockout of the key in force, a cause at or before the end
+   * of the key's last lockout (one that expired) imposes nothing: it was judged while that
+   * one was in force (a redelivery after the expiry, or a failure read late). Absent: not
+   * checked.
+   */
+  readonly causeAt?: number;
   readonly scope: LockoutRecord['scope'];
   readonly key: string;
   readonly mode: LockoutRecord['mode'];
@@ -380,6 +387,7 @@ export function createLockoutStore(
               i.permanentAfter,
               i.schedule.join(','),
               i.widen ? '1' : '0',
+              i.causeAt ?? '',
             );
           }
         }

@@ -44,7 +44,7 @@ function impositionOf(
   rules: LockoutRules,
   schedules: ReturnType<typeof schedulesOf>,
 ): { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>> } {
-  const base = { causeId: failure.id, rule: response.rule, failures: response.failures };
+  const base = { causeId: failure.id, causeAt: failure.at, rule: response.rule, failures: response.failures };
   const permanentAfter = rules.permanent.afterLocks;
   switch (response.kind) {
     case 'user_ip':
