@@ -10,12 +10,34 @@ export interface ParsedIpAddress {
   readonly bytes: Uint8Array;
 }
 
-const IPV4_OCTET = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const IPV6_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
+/**
+ * The four octets of a dotted quad (decimal, 0–255, no leading zeros), else undefined. A loop
+ * over the characters rather than split and a regex per octet: the lockout detector parses
+ * every failure's address, tens of thousands a second.
+ */
 function ipv4Octets(text: string): number[] | undefined {
-  const parts = text.split('.');
-  return parts.length === 4 && parts.every((p) => IPV4_OCTET.test(p)) ? parts.map(Number) : undefined;
+  const octets: number[] = [];
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46; // the end closes the last octet like a '.'
+    if (c === 46) {
+      if (digits === 0 || octets.length === 4) return undefined;
+      octets.push(value);
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return undefined; // a leading zero
+      value = value * 10 + (c - 48);
+      if (value > 255) return undefined;
+      digits++;
+    } else {
+      return undefined;
+    }
+  }
+  return octets.length === 4 ? octets : undefined;
 }
 
 function ipv6Groups(text: string): number[] | undefined {
@@ -71,6 +93,9 @@ export function withoutZone(text: string): string {
   return zone === -1 ? text : text.slice(0, zone);
 }
 
+// A template, not TypedArray join: this runs for every failure the lockout detector reads.
+const ipv4Text = (b: Uint8Array) => `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+
 function groupsOf(ip: ParsedIpAddress): number[] {
   return Array.from({ length: 8 }, (_, i) => (ip.bytes[2 * i]! << 8) | ip.bytes[2 * i + 1]!);
 }
@@ -83,7 +108,7 @@ function groupsOf(ip: ParsedIpAddress): number[] {
  * with mappedIpv4Of().
  */
 export function ipAddressText(ip: ParsedIpAddress): string {
-  if (ip.family === 'ipv4') return ip.bytes.join('.');
+  if (ip.family === 'ipv4') return ipv4Text(ip.bytes);
   const groups = groupsOf(ip);
   let bestStart = -1;
   let bestLength = 1;
@@ -108,7 +133,7 @@ export function ipAddressText(ip: ParsedIpAddress): string {
  * hash chain covers this text: it must never change.
  */
 export function expandedIpAddressText(ip: ParsedIpAddress): string {
-  if (ip.family === 'ipv4') return ip.bytes.join('.');
+  if (ip.family === 'ipv4') return ipv4Text(ip.bytes);
   return groupsOf(ip)
     .map((g) => g.toString(16).padStart(4, '0'))
     .join(':');
@@ -116,10 +141,11 @@ export function expandedIpAddressText(ip: ParsedIpAddress): string {
 
 /** The address with every bit past the first `prefixLength` cleared: the first address of its network. */
 export function networkAddressOf(ip: ParsedIpAddress, prefixLength: number): ParsedIpAddress {
-  const bytes = Uint8Array.from(ip.bytes, (byte, i) => {
+  const bytes = new Uint8Array(ip.bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
     const kept = Math.min(Math.max(prefixLength - 8 * i, 0), 8);
-    return byte & ((0xff00 >> kept) & 0xff);
-  });
+    bytes[i] = ip.bytes[i]! & ((0xff00 >> kept) & 0xff);
+  }
   return { family: ip.family, bytes };
 }
 
