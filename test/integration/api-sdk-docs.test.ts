@@ -40,6 +40,8 @@ declare function recheckSessions(): Promise<void>;
 declare const logoutId: string;
 declare const loggedOutAt: Date;
 declare function retryLater(reason: unknown): void;
+declare function resubscribeWithoutPosition(): void;
+declare function alertOperator(err: Error): void;
 `;
 
 /** One module: the blocks' imports on top, each block the body of its own async function. */

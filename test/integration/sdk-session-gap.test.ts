@@ -1,8 +1,8 @@
 // The session-event stream past a gap, through the real api: the `gap` event carries the
-// position past it (its `id:` line, and `nextEventId` in its data), so a client that
-// reconnects before it handled the next event resumes there instead of hearing the same gap
-// again; a malformed position is refused with 400, and the SDK stops on it instead of
-// sending it for ever. Entries are written to the api's replay buffer (the Redis Stream the
+// position past it (its `id:` line, and `nextEventId` in its data; `resumeAfterEventId` when
+// no event follows it yet), so a client that reconnects before it handled the next event
+// resumes there instead of hearing the same gap again; a malformed position is refused with
+// 400, and the SDK stops on it instead of sending it for ever. Entries are written to the api's replay buffer (the Redis Stream the
 // session broadcaster fills) directly, and trimmed, as MAXLEN trimming does under load.
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,8 +114,9 @@ describe('GET /v1/session-events after a gap', () => {
     expect(resumed[0]).toMatch(new RegExp(`^id: ${ids[4]}\n`));
   });
 
-  it('sends a gap at the live end (an id this stream never issued) without a position, then live events', async () => {
+  it('sends a gap at an id this stream never issued with the live end as its position, then live events', async () => {
     const never = '99999999999999-0';
+    const [end] = await appendSessionEvents(redis, prefix, revocations('end', 1), 1000);
     let appending: Promise<string[]> | undefined;
     const frames = await framesFrom(never, (f) => {
       // Once the gap is in, an event arrives.
@@ -123,12 +124,38 @@ describe('GET /v1/session-events after a gap', () => {
       return f.length >= 2;
     });
     const appended = await appending!;
-    expect(frames[0]).toMatch(/^event: gap\ndata: /);
+    expect(frames[0]).toMatch(new RegExp(`^id: ${end}\nevent: gap\ndata: `));
     expect(gapData(frames[0]!)).toEqual({
       detail: `events after ${never} are no longer kept; re-check sessions`,
       lastEventId: never,
+      resumeAfterEventId: end,
     });
     expect(frames[1]).toMatch(new RegExp(`^id: ${appended[0]}\n`));
+
+    // Resuming there: no gap, and the event that came since.
+    const resumed = await framesFrom(end!, (f) => f.length >= 1);
+    expect(resumed[0]).toMatch(new RegExp(`^id: ${appended[0]}\nevent: twofold.session.revoked\n`));
+  });
+
+  it('sends a gap after which everything was trimmed at the newest id trimmed', async () => {
+    const ids = await appendSessionEvents(redis, prefix, revocations('all-gone', 3), 1000);
+    await trimSessionEvents(redis, prefix, 0);
+    const frames = await framesFrom(ids[0]!, (f) => f.length >= 1);
+    expect(frames[0]).toMatch(new RegExp(`^id: ${ids[2]}\nevent: gap\ndata: `));
+    expect(gapData(frames[0]!)).toEqual({
+      detail: `events after ${ids[0]} are no longer kept; re-check sessions`,
+      lastEventId: ids[0],
+      resumeAfterEventId: ids[2],
+    });
+
+    // Resuming there: no gap; the next event is the first frame.
+    let appending: Promise<string[]> | undefined;
+    const resumed = await framesFrom(ids[2]!, (f) => {
+      appending ??= appendSessionEvents(redis, prefix, revocations('after-all-gone', 1), 1000);
+      return f.length >= 1;
+    });
+    const [next] = await appending!;
+    expect(resumed[0]).toMatch(new RegExp(`^id: ${next}\nevent: twofold.session.revoked\n`));
   });
 });
 
@@ -192,6 +219,41 @@ describe('subscribeSessionEvents against the api', () => {
     expect(gaps).toEqual([{ id: idBefore(ids[2]!), detail: expect.stringContaining(ids[0]!) }]);
     expect(asked).toEqual([ids[0], idBefore(ids[2]!)]);
     expect(sub.lastEventId).toBe(ids[3]);
+  });
+
+  it('moves past a gap with no event after it: a reconnect resumes at the live end and hears no gap again', async () => {
+    const never = '99999999999998-0';
+    const [end] = await appendSessionEvents(redis, prefix, revocations('sdk-end', 1), 1000);
+    const asked: (string | null)[] = [];
+    const countingFetch = ((url: string, init?: RequestInit) => {
+      asked.push(new Headers(init?.headers).get('last-event-id'));
+      return fetch(url, init);
+    }) as typeof fetch;
+    const gaps: SessionEventsGap[] = [];
+    const handled: string[] = [];
+    let opened = 0;
+    const sub = subscribeSessionEvents({
+      baseUrl: services.apiUrl,
+      appKey,
+      lastEventId: never,
+      fetch: countingFetch,
+      reconnectDelayMs: 50,
+      onOpen: () => void opened++,
+      onGap: (gap) => void gaps.push(gap),
+      onEvent: (event) => void handled.push(event.id),
+    });
+    subscriptions.push(sub);
+    await eventually(async () => (gaps.length > 0 ? true : undefined), 10_000, 'the gap');
+    expect(gaps).toEqual([{ id: end, detail: expect.stringContaining(never) }]);
+    expect(sub.lastEventId).toBe(end);
+    // Reconnect before any event came: the position is the live end, no gap again.
+    sub.reconnect();
+    await eventually(async () => (opened >= 2 ? true : undefined), 10_000, 'the reconnect');
+    await appendSessionEvents(redis, prefix, revocations('sdk-after-end', 1), 1000);
+    await eventually(async () => (handled.length > 0 ? true : undefined), 10_000, 'the next event');
+    expect(asked).toEqual([never, end]);
+    expect(gaps).toHaveLength(1);
+    expect(handled).toEqual(['sdk-after-end-0']);
   });
 
   it('stops on a malformed position with SessionEventsPositionError, after one request', async () => {

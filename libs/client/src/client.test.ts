@@ -1,7 +1,8 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it, vi } from 'vitest';
-import { createTwofoldClient, TwofoldApiError, TwofoldNetworkError } from './client.js';
+import { createTwofoldClient } from './client.js';
+import { TwofoldApiError, TwofoldNetworkError } from './errors.js';
 
 /** A fetch that records each request body and answers 202 {id}. */
 function recordingFetch() {

@@ -6,6 +6,7 @@ import {
   type LoginFailed,
   type LoginSucceeded,
 } from '@twofold/contracts';
+import { TwofoldApiError, TwofoldNetworkError, networkError, problemError } from './errors.js';
 import {
   subscribeSessionEvents,
   type SessionEventsOptions,
@@ -34,103 +35,6 @@ export interface TwofoldClientOptions {
   retries?: number;
   /** Longest wait before one retry (ms, default 5 000): a longer `Retry-After` is thrown to the caller. */
   maxRetryDelayMs?: number;
-}
-
-/** An RFC 9457 problem the api answered with; `detail` says what to fix. */
-export class TwofoldApiError extends Error {
-  constructor(
-    /** HTTP status. */
-    readonly status: number,
-    /** The problem type, e.g. `https://twofold.dev/problems/rate-limited`. */
-    readonly type: string,
-    readonly title: string,
-    readonly detail: string,
-    /** Seconds to wait before retrying (429). */
-    readonly retryAfterSeconds?: number,
-    options?: { cause?: unknown },
-  ) {
-    super(status === 0 ? `${title}: ${detail}` : `${status} ${title}: ${detail}`, options);
-    this.name = 'TwofoldApiError';
-  }
-
-  /** Whether trying again later can help: rate limits and outages, not bad input or a bad key. */
-  get retryable(): boolean {
-    return this.status === 429 || this.status >= 500;
-  }
-}
-
-/**
- * The api could not be reached, or did not answer in time (after the SDK's own retries): no
- * HTTP answer, so `status` is 0 and `cause` is the error fetch raised. A TwofoldApiError, so
- * apps catch one type; `retryable` is true: the request may not have arrived, or its answer
- * was lost, and sending it again later can help (a login event with the same id and time is
- * the same event).
- */
-export class TwofoldNetworkError extends TwofoldApiError {
-  constructor(
-    /** The request that failed, e.g. `POST /v1/login-events`. */
-    readonly request: string,
-    /** True when the request's own deadline (`timeoutMs`) passed; false when the connection failed. */
-    readonly timedOut: boolean,
-    detail: string,
-    options: { cause: unknown },
-  ) {
-    super(
-      0,
-      timedOut ? 'https://twofold.dev/problems/sdk-timeout' : 'https://twofold.dev/problems/sdk-network',
-      timedOut ? 'No answer in time' : 'Network error',
-      detail,
-      undefined,
-      options,
-    );
-    this.name = 'TwofoldNetworkError';
-  }
-
-  override get retryable(): boolean {
-    return true;
-  }
-}
-
-/** What fetch (or reading its body) threw, as a TwofoldNetworkError. */
-function networkError(request: string, err: unknown, timeoutMs: number): TwofoldNetworkError {
-  const name = (err as Error | undefined)?.name;
-  const timedOut = name === 'TimeoutError';
-  // undici says "fetch failed" and keeps the reason (ECONNREFUSED, a reset) in its cause.
-  const reason = (e: unknown): string => {
-    const own = e instanceof Error ? e.message : String(e);
-    const inner = e instanceof Error ? e.cause : undefined;
-    return inner instanceof Error && inner.message ? `${own}: ${reason(inner)}` : own;
-  };
-  const detail = timedOut
-    ? `${request}: no answer from the api within ${timeoutMs} ms`
-    : `${request}: the api could not be reached (${reason(err)})`;
-  return new TwofoldNetworkError(request, timedOut, detail, { cause: err });
-}
-
-/** The api's problem+json (or, from a proxy, whatever it answered) as a TwofoldApiError. */
-function problemError(res: Response, parsed: unknown, text: string): TwofoldApiError {
-  const problem = (parsed && typeof parsed === 'object' ? parsed : {}) as {
-    type?: unknown;
-    title?: unknown;
-    detail?: unknown;
-    retryAfterSeconds?: unknown;
-  };
-  const str = (value: unknown) => (typeof value === 'string' && value ? value : undefined);
-  const header = Number(res.headers.get('retry-after'));
-  const fromBody = Number(problem.retryAfterSeconds);
-  const retryAfter =
-    Number.isFinite(header) && header > 0
-      ? header
-      : Number.isFinite(fromBody) && fromBody > 0
-        ? fromBody
-        : undefined;
-  return new TwofoldApiError(
-    res.status,
-    str(problem.type) ?? 'about:blank',
-    str(problem.title) ?? res.statusText,
-    str(problem.detail) ?? (text.slice(0, 200) || `HTTP ${res.status}`),
-    retryAfter,
-  );
 }
 
 /**

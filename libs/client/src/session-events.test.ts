@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { TwofoldApiError, TwofoldNetworkError } from './errors.js';
 import {
+  SessionEventsAuthError,
   SessionEventsPositionError,
   subscribeSessionEvents,
   type SessionEventsGap,
@@ -146,6 +148,168 @@ describe('subscribeSessionEvents', () => {
     expect(errors[0]).toMatch(/no data .* for 50 ms/);
   });
 
+  it('reports its connection failures as TwofoldNetworkError (a TwofoldApiError), and its own aborts not at all', async () => {
+    const refused = new TypeError('fetch failed', {
+      cause: new Error('connect ECONNREFUSED 127.0.0.1:8080'),
+    });
+    const reset = new TypeError('terminated', { cause: new Error('other side closed') });
+    let calls = 0;
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      calls++;
+      if (calls === 1) throw refused;
+      if (calls === 2) {
+        // One event, then the connection breaks.
+        let sent = false;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (sent) return controller.error(reset);
+            sent = true;
+            controller.enqueue(encoder.encode(frame(1)));
+          },
+        });
+        return new Response(body, { status: 200 });
+      }
+      if (calls === 3) return new Response(frame(2), { status: 200 }); // the api ends the stream
+      const { body } = pulledStream([], init?.signal); // open, silent
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const errors: Error[] = [];
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err),
+      onEvent: () => {},
+    });
+    await until(() => calls >= 4);
+    expect(errors).toHaveLength(3);
+    for (const err of errors) {
+      expect(err).toBeInstanceOf(TwofoldNetworkError);
+      expect(err).toBeInstanceOf(TwofoldApiError);
+      expect(err).toMatchObject({
+        status: 0,
+        retryable: true,
+        timedOut: false,
+        request: 'GET /v1/session-events',
+      });
+    }
+    expect(errors[0]!.cause).toBe(refused);
+    expect(errors[0]!.message).toMatch(/could not be reached \(fetch failed: connect ECONNREFUSED/);
+    expect(errors[1]!.cause).toBe(reset);
+    expect(errors[1]!.message).toMatch(/connection broke \(terminated: other side closed\)/);
+    expect(errors[2]!.message).toMatch(/the api ended the stream; reconnecting/);
+    // A reconnect asked for aborts the connection: that is no failure.
+    sub.reconnect();
+    await until(() => calls >= 5);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(errors).toHaveLength(3);
+    expect(sub.lastEventId).toBe('2-0');
+  });
+
+  it('reports a silent connection as TwofoldNetworkError with timedOut', async () => {
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      const { body } = pulledStream([], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const errors: Error[] = [];
+    subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      idleTimeoutMs: 30,
+      reconnectDelayMs: 1,
+      onError: (err) => errors.push(err),
+      onEvent: () => {},
+    });
+    await until(() => errors.length > 0);
+    expect(errors[0]).toBeInstanceOf(TwofoldNetworkError);
+    expect(errors[0]).toMatchObject({ status: 0, timedOut: true });
+  });
+
+  it.each([
+    [401, SessionEventsAuthError],
+    [400, SessionEventsPositionError],
+  ] as const)(
+    'settles `stopped` with the error that stopped it (HTTP %i), with no onError given',
+    async (status, type) => {
+      let calls = 0;
+      const fetch = (async () => {
+        calls++;
+        return new Response('{"detail":"no"}', {
+          status,
+          headers: { 'content-type': 'application/problem+json' },
+        });
+      }) as typeof globalThis.fetch;
+      const sub = subscribe({
+        baseUrl: 'http://twofold.test',
+        appKey: 'k',
+        lastEventId: '1-0',
+        fetch,
+        reconnectDelayMs: 1,
+        onEvent: () => {},
+      });
+      const stopped = await sub.stopped;
+      expect(stopped).toBeInstanceOf(type);
+      expect(calls).toBe(1);
+    },
+  );
+
+  it('settles `stopped` with undefined after close(), and never rejects', async () => {
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      const { body } = pulledStream([frame(1)], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const handled: string[] = [];
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      onEvent: (event) => void handled.push(event.id),
+    });
+    await until(() => handled.length === 1);
+    let settled = false;
+    void sub.stopped.then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(false);
+    await sub.close();
+    await expect(sub.stopped).resolves.toBeUndefined();
+  });
+
+  it('settles `stopped` with the error an onError threw, instead of an unhandled rejection', async () => {
+    const fetch = (async () => new Response('', { status: 403 })) as typeof globalThis.fetch;
+    const thrown = new Error('logger down');
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      onError: () => {
+        throw thrown;
+      },
+      onEvent: () => {},
+    });
+    expect(await sub.stopped).toBe(thrown);
+  });
+
+  it('hands an event re-announced at a later position (a broadcaster retry) over once', async () => {
+    // evt-1 again at 2-0: its position is new, its id is not.
+    const again = frame(1).replace('id: 1-0', 'id: 2-0');
+    const fetch = (async (_url: string, init?: RequestInit) => {
+      const { body } = pulledStream([frame(1), again, frame(3)], init?.signal);
+      return new Response(body, { status: 200 });
+    }) as typeof globalThis.fetch;
+    const handled: string[] = [];
+    const sub = subscribe({
+      baseUrl: 'http://twofold.test',
+      appKey: 'k',
+      fetch,
+      onEvent: (event) => void handled.push(event.id),
+    });
+    await until(() => handled.includes('evt-3'));
+    expect(handled).toEqual(['evt-1', 'evt-3']);
+    expect(sub.lastEventId).toBe('3-0');
+  });
+
   it("reports the api's problem detail when it refuses the stream, and surfaces gaps", async () => {
     let calls = 0;
     const fetch = (async (_url: string, init?: RequestInit) => {
@@ -162,7 +326,7 @@ describe('subscribeSessionEvents', () => {
       const { body } = pulledStream(['event: gap\ndata: {"detail":"trimmed"}\n\n'], init?.signal);
       return new Response(body, { status: 200 });
     }) as typeof globalThis.fetch;
-    const errors: string[] = [];
+    const errors: Error[] = [];
     let gaps = 0;
     subscribe({
       baseUrl: 'http://twofold.test',
@@ -170,14 +334,18 @@ describe('subscribeSessionEvents', () => {
       lastEventId: '1-0',
       fetch,
       reconnectDelayMs: 1,
-      onError: (err) => errors.push(err.message),
+      onError: (err) => errors.push(err),
       onGap: () => gaps++,
       onEvent: () => {},
     });
     await until(() => gaps === 1);
-    expect(errors[0]).toBe(
-      'GET /v1/session-events answered HTTP 503: the session event stream is not running',
-    );
+    // The api's answer as the client's error type: status, detail, retryable.
+    expect(errors[0]).toBeInstanceOf(TwofoldApiError);
+    expect(errors[0]).toMatchObject({
+      status: 503,
+      detail: 'the session event stream is not running',
+      retryable: true,
+    });
   });
 
   it('stops with SessionEventsPositionError when the api refuses the position, instead of sending it for ever', async () => {
@@ -259,7 +427,7 @@ describe('subscribeSessionEvents', () => {
     expect(sub.lastEventId).toBe('6-0');
   });
 
-  it('keeps its position on a gap without one (an older api, or nothing after the gap yet)', async () => {
+  it('keeps its position on a gap without one (an api older than this SDK)', async () => {
     const requests: (string | null)[] = [];
     const fetch = (async (_url: string, init?: RequestInit) => {
       requests.push(new Headers(init?.headers).get('last-event-id'));

@@ -1,3 +1,4 @@
+import { networkFailureReason, problemError, TwofoldNetworkError } from './errors.js';
 import type { SessionEvent } from './session-event.js';
 import { createSseParser } from './sse-parser.js';
 
@@ -27,7 +28,8 @@ export interface SessionEventsOptions {
   /**
    * Connection problems; the subscription keeps reconnecting unless the api refuses the key
    * ({@link SessionEventsAuthError}) or the position ({@link SessionEventsPositionError}):
-   * then it stops, and this is how you learn it.
+   * then it stops (and {@link SessionEventsSubscription.stopped} resolves with that error).
+   * A connection that failed or went silent is a `TwofoldNetworkError` (status 0, `cause`).
    */
   onError?: (err: Error) => void;
   onOpen?: () => void;
@@ -51,14 +53,21 @@ export interface SessionEventsSubscription {
   close(): Promise<void>;
   /** Drops the current connection and reconnects with Last-Event-ID (as after a network failure). */
   reconnect(): void;
+  /**
+   * Settles once the subscription has stopped for good, and never rejects: with the error
+   * that stopped it ({@link SessionEventsAuthError}, {@link SessionEventsPositionError}, or
+   * one thrown by `onError` itself), or undefined after {@link close}. Unlike `onError`, an
+   * app cannot leave it out: wait on it to learn that no more events will come.
+   */
+  readonly stopped: Promise<Error | undefined>;
 }
 
 /** A `gap` event: events after the position were missed. */
 export interface SessionEventsGap {
   /**
    * The position past the gap (the gap event's id); undefined when the api gave none (an api
-   * older than this SDK, or a gap with no event after it yet): the position stays, and a
-   * reconnect before the next event reports the gap again.
+   * older than this SDK): the position stays, and a reconnect before the next event reports
+   * the gap again.
    */
   id: string | undefined;
   /** The api's explanation. */
@@ -106,8 +115,18 @@ function gapOf(sse: { id: string | undefined; data: string }): SessionEventsGap 
   return { id: sse.id || undefined, ...(typeof detail === 'string' ? { detail } : {}) };
 }
 
-/** Event ids remembered to drop repeats. */
+/**
+ * Event ids remembered to drop repeats. They are the events' own ids, not their positions: a
+ * broadcaster that re-announces a batch after a retry appends the same events again, with new,
+ * greater positions, so no comparison of positions could tell them apart. Repeats come soon
+ * after the first, hence a count.
+ */
 const RECENT_IDS = 10_000;
+
+const REQUEST = 'GET /v1/session-events';
+/** A failure of the reader's connection, as the SDK reports one: status 0, retryable, `cause`. */
+const connectionFailure = (timedOut: boolean, detail: string, cause: unknown) =>
+  new TwofoldNetworkError(REQUEST, timedOut, `${detail}; reconnecting`, { cause });
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -162,8 +181,13 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       clearTimeout(idleTimer);
       idleTimer = setTimeout(() => ((idle = true), current.abort()), idleTimeoutMs);
     };
-    const idleError = () =>
-      new Error(`no data from GET /v1/session-events for ${idleTimeoutMs} ms; reconnecting`);
+    const idleError = (cause: unknown) =>
+      connectionFailure(true, `no data from ${REQUEST} for ${idleTimeoutMs} ms`, cause);
+    // What the connection itself raised; an abort of ours (reconnect, close) is passed on as is.
+    const connectionError = (err: unknown, what: string) =>
+      current.signal.aborted || closed.signal.aborted
+        ? err
+        : connectionFailure(false, `${REQUEST}: ${what} (${networkFailureReason(err)})`, err);
     stillAlive();
     try {
       const headers: Record<string, string> = {
@@ -175,7 +199,7 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       try {
         response = await doFetch(url, { headers, signal });
       } catch (err) {
-        throw idle ? idleError() : err;
+        throw idle ? idleError(err) : connectionError(err, 'the api could not be reached');
       }
       if (response.status === 401 || response.status === 403) {
         await response.body?.cancel();
@@ -186,12 +210,18 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       if (response.status === 400 && headers['last-event-id'] !== undefined) {
         throw new SessionEventsPositionError(headers['last-event-id'], await refusalDetail(response));
       }
-      if (!response.ok || !response.body) {
-        const detail = response.ok ? '' : await refusalDetail(response);
-        throw new Error(
-          `GET /v1/session-events answered HTTP ${response.status}${detail ? `: ${detail}` : ''}`,
-        );
+      if (!response.ok) {
+        // The api's problem+json (a 503 while the feed is not running), as the client's errors are.
+        const text = await response.text().catch(() => '');
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(text);
+        } catch {
+          /* not JSON: a proxy's page */
+        }
+        throw problemError(response, parsed, text);
       }
+      if (!response.body) throw new Error(`${REQUEST} answered HTTP ${response.status} without a body`);
       options.onOpen?.();
       // Events are handled one after another; the parser queues those of one chunk meanwhile,
       // and the next chunk is read only once they are handled: a slow handler slows the
@@ -244,26 +274,27 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       clearTimeout(idleTimer);
       await chain;
       if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
-      if (idle) throw idleError();
-      if (streamError !== undefined) throw streamError;
+      if (idle) throw idleError(streamError);
+      if (streamError !== undefined) throw connectionError(streamError, 'the connection broke');
     } finally {
       clearTimeout(idleTimer);
     }
   }
 
-  const running = (async () => {
+  const running = (async (): Promise<Error | undefined> => {
     let attempt = 0;
     while (!closed.signal.aborted) {
       const started = Date.now();
       try {
         await connectOnce();
-        if (!closed.signal.aborted)
-          options.onError?.(new Error('the session-events stream ended; reconnecting'));
+        if (!closed.signal.aborted) {
+          options.onError?.(connectionFailure(false, `${REQUEST}: the api ended the stream`, undefined));
+        }
       } catch (err) {
         if (closed.signal.aborted) break;
         if (err instanceof SessionEventsAuthError || err instanceof SessionEventsPositionError) {
           options.onError?.(err);
-          break;
+          return err;
         }
         if (!(connection?.signal.aborted && (err as Error).name === 'AbortError')) {
           options.onError?.(err instanceof Error ? err : new Error(String(err)));
@@ -280,7 +311,10 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       );
       attempt = Math.min(attempt + 1, 16);
     }
+    return undefined;
   })();
+  // Only an onError that throws ends the loop otherwise: that stops the subscription too.
+  const stopped = running.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
 
   return {
     get lastEventId() {
@@ -291,10 +325,11 @@ export function subscribeSessionEvents(options: SessionEventsOptions): SessionEv
       connection?.abort();
       wake?.abort(); // while waiting to reconnect: now
     },
+    stopped,
     async close() {
       closed.abort();
       connection?.abort();
-      await running;
+      await stopped;
     },
   };
 }

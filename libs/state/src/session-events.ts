@@ -144,6 +144,13 @@ export interface SessionEventSubscription {
 }
 
 export type SessionEventListener = (entries: readonly SessionStreamEntry[]) => void;
+/**
+ * Entries after the subscriber's position are gone. `resumeAfter` is a position past the
+ * gap: every entry after it that the stream still holds is delivered (none is skipped), and
+ * subscribing again after it reports no gap, even when no entry follows the gap (the live
+ * end for an id the stream never issued, the newest id trimmed away otherwise).
+ */
+export type SessionEventGapListener = (resumeAfter: string) => void;
 
 export interface SessionEventFeed {
   start(): Promise<void>;
@@ -152,12 +159,12 @@ export interface SessionEventFeed {
    * Delivers every entry after `afterId` (the client's Last-Event-ID), then live ones, in
    * order, each once; without `afterId`, live entries only. `onGap` runs (at most once)
    * before the catch-up entries that follow missing ones, when entries after `afterId` are
-   * gone. Resolves once the catch-up is sent.
+   * gone, with the position to resume from past them. Resolves once the catch-up is sent.
    */
   subscribe(
     afterId: string | undefined,
     listener: SessionEventListener,
-    onGap?: () => void,
+    onGap?: SessionEventGapListener,
   ): Promise<SessionEventSubscription>;
   isRunning(): boolean;
 }
@@ -250,14 +257,17 @@ export function createSessionEventFeed(deps: {
         if (!info) {
           gap = afterId !== '0-0';
           lastSent = '0-0';
+          if (gap) onGap?.('0-0');
         } else if (compareStreamIds(afterId, info.lastGeneratedId) > 0) {
           // An id this stream never issued (another environment, or Redis was reset).
           gap = true;
           lastSent = info.lastGeneratedId;
+          onGap?.(info.lastGeneratedId);
         } else {
           gap = compareStreamIds(info.goneThrough, afterId) > 0;
+          // What is left after goneThrough is all delivered below.
+          if (gap) onGap?.(info.goneThrough);
         }
-        if (gap) onGap?.();
         for (;;) {
           const from = lastSent;
           const page = await readSessionEventsAfter(deps.redis, deps.prefix, from, 500);
@@ -267,7 +277,7 @@ export function createSessionEventFeed(deps: {
             const now = await streamInfo(deps.redis, deps.prefix);
             if (now && compareStreamIds(now.goneThrough, from) > 0) {
               gap = true;
-              onGap?.();
+              onGap?.(now.goneThrough);
             }
           }
           forward(page);

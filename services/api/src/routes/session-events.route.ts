@@ -28,16 +28,18 @@ function idBefore(id: string): string | undefined {
  * The `gap` event. `lastEventId` is where the client asked to resume; with the first event
  * sent after the gap known, `nextEventId` names it and the frame's `id:` is the position
  * just before it, so the client's Last-Event-ID moves past the gap (a reconnect resumes
- * there without another gap, and misses nothing: the next event is sent again).
+ * there without another gap, and misses nothing: the next event is sent again). With no
+ * event after it, the frame's `id:` is `resumeAfter`, the feed's position past the gap (the
+ * live end, or the newest id trimmed away), also sent as `resumeAfterEventId`.
  */
-function gapFrame(lastEventId: string, next: SessionStreamEntry | undefined): string {
-  const position = next && idBefore(next.id);
+function gapFrame(lastEventId: string, next: SessionStreamEntry | undefined, resumeAfter: string): string {
+  const position = (next && idBefore(next.id)) ?? resumeAfter;
   const data = JSON.stringify({
     detail: `events after ${lastEventId} are no longer kept; re-check sessions`,
     lastEventId,
-    ...(next ? { nextEventId: next.id } : {}),
+    ...(next ? { nextEventId: next.id } : { resumeAfterEventId: resumeAfter }),
   });
-  return `${position ? `id: ${position}\n` : ''}event: gap\ndata: ${data}\n\n`;
+  return `id: ${position}\nevent: gap\ndata: ${data}\n\n`;
 }
 
 // Live subscribers receive the same entries array from the feed: frame it once for all of them.
@@ -52,8 +54,8 @@ function framesOf(entries: readonly SessionStreamEntry[]): string {
  * GET /v1/session-events: the session topic as server-sent events. Each event's `id` is
  * its position in the replay buffer; a client that reconnects with `Last-Event-ID` gets
  * every event after it, then live ones. A `gap` event says some were trimmed away (or the
- * id is not one this stream issued); it carries the position past the gap when an event
- * follows it (see gapFrame). A malformed id is refused with 400.
+ * id is not one this stream issued); it carries the position past the gap (see gapFrame).
+ * A malformed id is refused with 400.
  */
 export function sessionEventsRoute(deps: {
   auth: Authenticator;
@@ -127,23 +129,23 @@ export function sessionEventsRoute(deps: {
         res.on('error', close);
         // The feed reports a gap before the catch-up that follows it: the gap is sent with the
         // first of those events, whose id gives it a position, or alone once the catch-up is
-        // done (nothing followed: the feed does not say where the live end is).
-        let gapPending = false;
+        // done (nothing followed) at the position the feed gave.
+        let gapPending: string | undefined;
         try {
           const subscription = await deps.feed.subscribe(
             lastEventId,
             (entries) => {
-              if (gapPending) {
-                gapPending = false;
-                send(gapFrame(lastEventId!, entries[0]));
+              if (gapPending !== undefined) {
+                send(gapFrame(lastEventId!, entries[0], gapPending));
+                gapPending = undefined;
               }
               send(framesOf(entries));
             },
-            () => (gapPending = true),
+            (resumeAfter) => (gapPending = resumeAfter),
           );
-          if (gapPending) {
-            gapPending = false;
-            send(gapFrame(lastEventId!, undefined));
+          if (gapPending !== undefined) {
+            send(gapFrame(lastEventId!, undefined, gapPending));
+            gapPending = undefined;
           }
           unsubscribe = subscription.unsubscribe;
           if (closed) unsubscribe();
