@@ -50,14 +50,6 @@ local function afterLift(window, count, t, length, mark)
   if t <= from then return 0 end
   return redis.call('ZCOUNT', window, '(' .. from, '+inf')
 end
--- Whether a lockout of the key that is no longer in force covered time t: \`until:<lockSub>\`
--- is the end of the key's last lockout. A failure at or before it was judged while that
--- lockout was in force (a redelivery, or read late): it answers as then, "in force", and
--- calls for no new lockout. Read at the gate only, when the lock flag reads "none".
-local function endedAfter(untilMark, t)
-  local ended = markOf(untilMark)
-  return ended and t <= ended
-end
 `;
 
 /**
@@ -67,8 +59,7 @@ end
  * ARGV head: now, pairWindow, srcWindow, windowCap, streakTtl, streakCap, pendingTtl,
  * knownMax, knownTtl, streakGate, sourcesGate, pairGate. Lock flags and the known-network
  * streak are read only once their count reaches its gate (the rule's threshold): below
- * it they reply 0, which no rule looks at. A lock flag says whether a lockout of the key
- * covered the failure's time: in force now, or ended at or after it (`endedAfter`).
+ * it they reply 0, which no rule looks at.
  *
  * Every structure is idempotent, so a redelivered event changes nothing: the streak is a
  * zset of failure ids (the dedupe: ZADD NX tells a new failure from one seen before),
@@ -164,28 +155,16 @@ for g = 1, #KEYS do
       local userLock, streakKnownCount, force, pairLock = 0, 0, 0, 0
       if total >= streakGate then
         local lock = redis.call('HMGET', base .. ':lock', 'id', 'spares')
-        if lock[1] then
-          userLock = (lock[2] == '1') and 1 or 2
-        elseif endedAfter(base .. ':until:lock', t) then
-          userLock = 2
-        end
+        if lock[1] then userLock = (lock[2] == '1') and 1 or 2 end
         streakKnownCount = redis.call('ZCOUNT', streakKnown, afterReset, '+inf')
       end
       if sources >= sourcesGate then
         force = redis.call('EXISTS', base .. ':force')
-        if force == 1 or endedAfter(base .. ':until:force', t) then
-          force = 1
-        else
-          sources = afterLift(src, sources, t, srcWindow, base .. ':liftedat:src')
-        end
+        if force == 0 then sources = afterLift(src, sources, t, srcWindow, base .. ':liftedat:src') end
       end
       if pairCount >= pairGate then
         pairLock = redis.call('EXISTS', base .. ':pairlock:' .. ip)
-        if pairLock == 1 or endedAfter(base .. ':until:pairlock:' .. ip, t) then
-          pairLock = 1
-        else
-          pairCount = afterLift(pair, pairCount, t, pairWindow, base .. ':liftedat:pair:' .. ip)
-        end
+        if pairLock == 0 then pairCount = afterLift(pair, pairCount, t, pairWindow, base .. ':liftedat:pair:' .. ip) end
       end
       replies[i] = {
         fresh and 0 or 1, isKnown and 1 or 0, total, streakKnownCount, pairCount, sources, userLock, force, pairLock
@@ -262,19 +241,11 @@ for g = 1, #KEYS do
     local ipBlock, netBlock = 0, 0
     if ipCount >= ipGate then
       ipBlock = redis.call('EXISTS', ipLockPrefix .. ip)
-      if ipBlock == 1 or endedAfter(base .. ':until:iplock:' .. ip, t) then
-        ipBlock = 1
-      else
-        ipCount = afterLift(ipUsers, ipCount, t, window, base .. ':liftedat:ipusers:' .. ip)
-      end
+      if ipBlock == 0 then ipCount = afterLift(ipUsers, ipCount, t, window, base .. ':liftedat:ipusers:' .. ip) end
     end
     if netCount >= netGate then
       netBlock = redis.call('EXISTS', netLock)
-      if netBlock == 1 or endedAfter(base .. ':until:netlock', t) then
-        netBlock = 1
-      else
-        netCount = afterLift(users, netCount, t, window, base .. ':liftedat:users')
-      end
+      if netBlock == 0 then netCount = afterLift(users, netCount, t, window, base .. ':liftedat:users') end
     end
     replies[i] = { ipCount, netCount, ipBlock, netBlock }
   end
@@ -292,9 +263,12 @@ return out
  * (event time of the cause, ms; '' not to check it). ARGV head: now, claimTtl.
  *
  * A lockout with an end leaves it in `until:<lockSub>` (never lowered), kept claimTtl past
- * it. With no lockout of the key in force, a cause at or before that end was judged while
- * the last one was in force (a redelivery once it expired, or a failure read late): it is
- * skipped, as it was then. An admin lift deletes the mark with the lockout.
+ * it. `causeAt` is given for a redelivered cause only (one the counting script knew): with
+ * no lockout of the key in force, one at or before that end was judged while the last one
+ * was in force, and is skipped as it was then. A failure never seen before is judged now,
+ * whatever its time says: skipping it by time would give an app whose clock runs behind (or
+ * a detector lagging) lockout-free guesses after every lockout. An admin lift deletes the
+ * mark with the lockout.
  *
  * Replies per imposition {status, ...record fields, widenedAt} where status is `imposed`
  * (new), `existing` (this very lockout, imposed before: announce again, with the fields it

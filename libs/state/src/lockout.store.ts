@@ -124,10 +124,10 @@ export interface LockoutImposition {
   /** The event that called for it; with the target it makes the lockout id. */
   readonly causeId: string;
   /**
-   * Its event time (ms). With no lockout of the key in force, a cause at or before the end
-   * of the key's last lockout (one that expired) imposes nothing: it was judged while that
-   * one was in force (a redelivery after the expiry, or a failure read late). Absent: not
-   * checked.
+   * Its event time (ms), given for a redelivered cause only: with no lockout of the key in
+   * force, one at or before the end of the key's last lockout (one that expired) imposes
+   * nothing, as it was judged while that one was in force. Absent (a failure never seen
+   * before): judged now, whatever its time.
    */
   readonly causeAt?: number;
   readonly scope: LockoutRecord['scope'];

@@ -44,7 +44,7 @@ function impositionOf(
   rules: LockoutRules,
   schedules: ReturnType<typeof schedulesOf>,
 ): { imposition: LockoutImposition; evidence?: Readonly<Record<string, number>> } {
-  const base = { causeId: failure.id, causeAt: failure.at, rule: response.rule, failures: response.failures };
+  const base = { causeId: failure.id, rule: response.rule, failures: response.failures };
   const permanentAfter = rules.permanent.afterLocks;
   switch (response.kind) {
     case 'user_ip':
@@ -322,6 +322,9 @@ export function createLockoutHandler(deps: {
           });
       for (const response of responses) {
         const planned = impositionOf(response, failure, rules, schedulesFor(rules));
+        // A redelivered failure stamped within a lockout of the key that has ended since was
+        // judged under it: the store skips it (a fresh failure is judged now, by the rules).
+        if (user.duplicate) planned.imposition = { ...planned.imposition, causeAt: failure.at };
         // Fresh failures ask once per lockout (the first to cross wins). Redelivered ones
         // see today's counts, not those they saw then, so each asks with its own id (to
         // impose and to widen apart): the one that caused it finds it and announces it again.
