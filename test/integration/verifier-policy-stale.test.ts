@@ -13,7 +13,7 @@ import { hashSessionToken } from '@twofold/contracts';
 import { apiClient, startServices, type RunningServices } from '../support/services.js';
 import { eventually, isolated, REPO_ROOT, type Isolated } from '../support/stack.js';
 
-const MAX_STALENESS_MS = 2_000;
+const MAX_STALENESS_MS = 5_000;
 
 /** Forwards TCP to `target`; `cut()` drops every connection and refuses new ones until `mend()`. */
 class CuttableProxy {

@@ -307,9 +307,11 @@ describe('requests the network lost', () => {
       fetch,
       timeoutMs: 50,
     });
+    // Not retryable: it may have been verified, and the same code again would be a wrong guess.
     await expect(client.verifyCode('c', '123456')).rejects.toMatchObject({
       name: 'TwofoldNetworkError',
       timedOut: false,
+      retryable: false,
     });
     expect(calls).toBe(1);
     const err = await client.sessionStatus('sso').catch((e: unknown) => e);
@@ -322,6 +324,19 @@ describe('requests the network lost', () => {
       detail: 'GET /v1/sessions/current: no answer from the api within 50 ms',
     });
     expect((err as Error).cause).toMatchObject({ name: 'TimeoutError' });
+  });
+
+  it('leaves a request fetch refuses by itself (an invalid header value) as it is, not retried', async () => {
+    let calls = 0;
+    const fetch = (async () => {
+      calls++;
+      throw new TypeError('Headers.append: "k\\n" is an invalid header value.');
+    }) as typeof globalThis.fetch;
+    const client = createTwofoldClient({ baseUrl: 'http://t', appKey: 'k\n', appId: 'jira', fetch });
+    const err = await client.sessionStatus('sso').catch((e: unknown) => e);
+    expect(calls).toBe(1);
+    expect(err).toBeInstanceOf(TypeError);
+    expect(err).not.toBeInstanceOf(TwofoldApiError);
   });
 
   it('from the real fetch (nothing listens) are TwofoldNetworkError too; api problems stay TwofoldApiError', async () => {

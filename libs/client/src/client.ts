@@ -6,7 +6,13 @@ import {
   type LoginFailed,
   type LoginSucceeded,
 } from '@twofold/contracts';
-import { TwofoldApiError, TwofoldNetworkError, networkError, problemError } from './errors.js';
+import {
+  TwofoldApiError,
+  TwofoldNetworkError,
+  isNetworkFailure,
+  networkError,
+  problemError,
+} from './errors.js';
 import {
   subscribeSessionEvents,
   type SessionEventsOptions,
@@ -241,9 +247,10 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     method: string,
     path: string,
     payload: string | undefined,
-    extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[] },
+    extra: { headers?: Record<string, string>; timeoutMs?: number; accept?: number[]; idempotent: boolean },
   ): Promise<{ status: number; body: T }> {
     const deadlineMs = extra.timeoutMs ?? timeoutMs;
+    const request = `${method} ${path.split('?')[0]}`;
     let res: Response;
     let text: string;
     try {
@@ -258,9 +265,15 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
         ...(payload !== undefined ? { body: payload } : {}),
         signal: AbortSignal.timeout(deadlineMs),
       });
+    } catch (err) {
+      if (!isNetworkFailure(err)) throw err;
+      throw networkError(request, err, deadlineMs, extra.idempotent);
+    }
+    try {
       text = await res.text();
     } catch (err) {
-      throw networkError(`${method} ${path.split('?')[0]}`, err, deadlineMs);
+      // The answer broke off: whatever was asked may have been done.
+      throw networkError(request, err, deadlineMs, extra.idempotent);
     }
     let parsed: unknown;
     try {
@@ -290,7 +303,7 @@ export function createTwofoldClient(options: TwofoldClientOptions): TwofoldClien
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await callOnce<T>(method, path, payload, extra);
+        return await callOnce<T>(method, path, payload, { ...extra, idempotent });
       } catch (err) {
         if (attempt >= retries) throw err;
         const delay = retryDelay(err, idempotent, attempt, maxRetryDelayMs);

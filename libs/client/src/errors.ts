@@ -27,9 +27,10 @@ export class TwofoldApiError extends Error {
 /**
  * The api could not be reached, or did not answer in time (after the SDK's own retries): no
  * HTTP answer, so `status` is 0 and `cause` is the error fetch raised. A TwofoldApiError, so
- * apps catch one type; `retryable` is true: the request may not have arrived, or its answer
- * was lost, and sending it again later can help (a login event with the same id and time is
- * the same event).
+ * apps catch one type. The request may not have arrived, or may have been done and its
+ * answer lost: `retryable` is true only for a request that is the same when sent twice (a
+ * login event with its id and time, a read). A code is not: resent, it is refused as used
+ * and counts as a wrong guess toward a lockout, so the user is asked for the next one.
  */
 export class TwofoldNetworkError extends TwofoldApiError {
   constructor(
@@ -38,7 +39,7 @@ export class TwofoldNetworkError extends TwofoldApiError {
     /** True when the request's own deadline (`timeoutMs`) passed; false when the connection failed. */
     readonly timedOut: boolean,
     detail: string,
-    options: { cause: unknown },
+    options: { cause: unknown; idempotent?: boolean },
   ) {
     super(
       0,
@@ -49,10 +50,14 @@ export class TwofoldNetworkError extends TwofoldApiError {
       options,
     );
     this.name = 'TwofoldNetworkError';
+    this.idempotent = options.idempotent ?? true;
   }
 
+  /** Whether sending the request again does the same as once (see the class comment). */
+  readonly idempotent: boolean;
+
   override get retryable(): boolean {
-    return true;
+    return this.idempotent;
   }
 }
 
@@ -67,14 +72,33 @@ export function networkFailureReason(err: unknown): string {
   return inner instanceof Error && inner.message ? `${own}: ${networkFailureReason(inner)}` : own;
 }
 
+/**
+ * Whether fetch failed for want of an answer (undici's "fetch failed" with the reason as its
+ * cause, or a deadline), not for the request itself (an invalid header value is a TypeError
+ * too, and sending it again would fail the same way).
+ */
+export function isNetworkFailure(err: unknown): boolean {
+  const e = err as Error | undefined;
+  return (
+    e?.name === 'TimeoutError' ||
+    e?.name === 'AbortError' ||
+    (e instanceof TypeError && e.message === 'fetch failed')
+  );
+}
+
 /** What fetch (or reading its body) threw, as a TwofoldNetworkError. */
-export function networkError(request: string, err: unknown, timeoutMs: number): TwofoldNetworkError {
+export function networkError(
+  request: string,
+  err: unknown,
+  timeoutMs: number,
+  idempotent: boolean,
+): TwofoldNetworkError {
   const name = (err as Error | undefined)?.name;
   const timedOut = name === 'TimeoutError';
   const detail = timedOut
     ? `${request}: no answer from the api within ${timeoutMs} ms`
     : `${request}: the api could not be reached (${networkFailureReason(err)})`;
-  return new TwofoldNetworkError(request, timedOut, detail, { cause: err });
+  return new TwofoldNetworkError(request, timedOut, detail, { cause: err, idempotent });
 }
 
 /** The api's problem+json (or, from a proxy, whatever it answered) as a TwofoldApiError. */

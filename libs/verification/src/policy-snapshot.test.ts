@@ -244,8 +244,32 @@ describe('createPolicySnapshot: how stale a copy may be', () => {
     expect(w.warnings()).toEqual([]);
     await vi.advanceTimersByTimeAsync(500);
     expect(kinds(w.warnings())).toEqual([STALE]);
+    // The hung check is given up at its deadline (5 s), once: one line for the outage.
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(kinds(w.warnings())).toEqual([STALE, FAILED]);
+    snapshot.stop();
+  });
+
+  it('gives a hung check up at its deadline, so a later one brings the copy back when Postgres answers', async () => {
+    vi.useFakeTimers();
+    const w = world();
+    const snapshot = createPolicySnapshot({
+      repository: w.repository,
+      logger: w.logger,
+      now: w.now,
+      refreshMs: 500,
+    });
+    await snapshot.start();
+    // A connection gone silent: its check never settles; Postgres itself is back soon after.
+    w.set('hang');
+    await vi.advanceTimersByTimeAsync(500);
+    w.advance(MAX + 1);
+    w.set('up');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(snapshot.current()).toBeUndefined();
     await vi.advanceTimersByTimeAsync(5_000);
-    expect(kinds(w.warnings())).toEqual([STALE]);
+    expect(snapshot.current()).toBeDefined();
+    expect(kinds(w.warnings())).toEqual([STALE, FAILED, AGAIN]);
     snapshot.stop();
   });
 

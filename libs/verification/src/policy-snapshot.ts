@@ -74,11 +74,18 @@ export function createPolicySnapshot(deps: {
   refreshMs?: number;
   /** Oldest confirmation `current()` still answers with; DEFAULT_POLICY_MAX_STALENESS_MS. */
   maxStalenessMs?: number;
-  /** Milliseconds since the epoch (tests); Date.now. */
+  /**
+   * Longest one refresh is waited for (ms; default the lesser of 5 s and half the staleness
+   * bound): a query on a connection that went silent (a failover, a dropped route) may not
+   * settle for many minutes, and no refresh would start meanwhile.
+   */
+  refreshDeadlineMs?: number;
+  /** A monotonic clock in ms (tests); performance.now, which a wall-clock step cannot move. */
   now?: () => number;
 }) {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? (() => performance.now());
   const maxStalenessMs = deps.maxStalenessMs ?? DEFAULT_POLICY_MAX_STALENESS_MS;
+  const deadlineMs = deps.refreshDeadlineMs ?? Math.min(5_000, maxStalenessMs / 2);
   let view: PolicyView | undefined;
   // When the copy was last known current: the moment a successful check or load was asked.
   let confirmedAt = -Infinity;
@@ -86,26 +93,52 @@ export function createPolicySnapshot(deps: {
   let stale = false;
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
+  // Refreshes started, and the newest whose answer was applied: an answer that comes after
+  // its deadline, or after a newer one's, is dropped.
+  let started = 0;
+  let applied = 0;
 
   /** The copy while it is fresh enough; notes (once) when it stops being. */
   function freshView(): PolicyView | undefined {
     if (!view) return undefined;
-    if (now() - confirmedAt <= maxStalenessMs) return view;
+    const ageMs = now() - confirmedAt;
+    if (ageMs <= maxStalenessMs) return view;
     if (!stale) {
       stale = true;
       deps.logger.error(
-        { version: view.version, confirmedAt: new Date(confirmedAt).toISOString(), maxStalenessMs },
+        { version: view.version, ageMs: Math.round(ageMs), maxStalenessMs },
         'policy copy could not be confirmed current in time; deciding fail-closed (challenge/state_unavailable) until a refresh succeeds',
       );
     }
     return undefined;
   }
 
+  /** The current policy: the copy when its version is still the stored one, else a fresh load. */
+  async function read(copy: PolicyView | undefined): Promise<PolicyView> {
+    if (copy && (await deps.repository.version()) === copy.version) return copy;
+    return toPolicyView(await deps.repository.load());
+  }
+
+  function withinDeadline<T>(work: Promise<T>): Promise<T> {
+    let timeout: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timeout = setTimeout(
+        () => reject(new Error(`no answer from Postgres within ${deadlineMs} ms`)),
+        deadlineMs,
+      );
+    });
+    work.catch(() => undefined); // settled late, after the deadline: nobody waits for it
+    return Promise.race([work, expired]).finally(() => clearTimeout(timeout));
+  }
+
   async function refresh(): Promise<void> {
+    const generation = ++started;
     const asked = now();
     try {
-      if (!view || (await deps.repository.version()) !== view.version)
-        view = toPolicyView(await deps.repository.load());
+      const fresh = await withinDeadline(read(view));
+      if (generation < applied) return;
+      applied = generation;
+      view = fresh;
       confirmedAt = Math.max(confirmedAt, asked);
       if (stale && now() - confirmedAt <= maxStalenessMs) {
         stale = false;

@@ -9,9 +9,10 @@ import {
 
 export const verifierEnvSpec = {
   ...commonEnvSpec,
-  // At least two refresh periods (500 ms each); at most 5 min, beyond which a replica cut off
-  // from Postgres would ignore a tightened policy for longer than any admin would expect.
-  POLICY_MAX_STALENESS_MS: integer({ min: 1_000, max: 300_000 })({
+  // At least 5 s: ten refresh periods, so one slow check (a GC pause, a busy pool) does not
+  // flap decisions and readiness; at most 5 min, beyond which a replica cut off from Postgres
+  // would ignore a tightened policy for longer than any admin would expect.
+  POLICY_MAX_STALENESS_MS: integer({ min: 5_000, max: 300_000 })({
     default: 30_000,
     desc: 'how long a replica that cannot reach Postgres keeps deciding by its last policy copy; past it every login is challenged (state_unavailable)',
   }),
