@@ -10,7 +10,7 @@ import { resolveLockoutRules } from '@twofold/lockout';
 import type { Redis } from '@twofold/redis';
 import { readLockState } from '@twofold/state';
 import type { Isolated } from '../support/stack.js';
-import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
+import { detectorCaughtUp, failedLogin, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
 
 const rules = resolveLockoutRules({});
 
@@ -34,14 +34,7 @@ async function streakOf(username: string) {
   return redis.zcount(`${base}:streak`, `(${(await redis.get(`${base}:reset`)) ?? 0}`, '+inf');
 }
 
-const failed = (username: string, ip: string, time: Date) =>
-  createEvent(
-    'twofold.login.failed',
-    'app/jira',
-    username,
-    { appId: 'jira', ip, reason: 'bad_password' },
-    { time },
-  );
+const failed = failedLogin;
 
 async function publishLogin(events: readonly AnyTwofoldEvent[]) {
   await world.producer.publish('login', events);

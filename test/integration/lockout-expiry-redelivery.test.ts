@@ -9,23 +9,23 @@
 // read again after it are still a redelivery, and announce what they imposed elsewhere.
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEvent, type AnyTwofoldEvent } from '@twofold/contracts';
+import type { AnyTwofoldEvent } from '@twofold/contracts';
 import type { ConsumedEvent, EventProducer } from '@twofold/kafka';
 import { resolveLockoutRules } from '@twofold/lockout';
 import type { Redis } from '@twofold/redis';
-import {
-  liftLockout,
-  lockoutIdOf,
-  lockoutSourceOf,
-  readLockState,
-  type UserFailureCounts,
-} from '@twofold/state';
+import { liftLockout, lockoutIdOf, readLockState } from '@twofold/state';
 import { Registry } from '@twofold/telemetry';
 import type { LockoutDetector } from '../../services/lockout-detector/src/lockout-detector.js';
 import { createLockoutHandler } from '../../services/lockout-detector/src/lockout.consumer.js';
 import { createLockoutMetrics } from '../../services/lockout-detector/src/lockout.metrics.js';
 import { eventually, quietLogger, type Isolated } from '../support/stack.js';
-import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
+import {
+  countInStore,
+  detectorCaughtUp,
+  failedLogin,
+  startDetectorWorld,
+  type DetectorWorld,
+} from './lockout-support.js';
 
 // Every lockout lasts 5 s, doubling to 20 s; thresholds are the defaults.
 const rules = resolveLockoutRules({
@@ -74,14 +74,7 @@ const imposed = (key: string) =>
   events().filter((e) => e.type === 'twofold.lockout.imposed' && e.data.key === key);
 const lockIdsOf = (key: string) => new Set(imposed(key).map((e) => e.data.lockId));
 
-const failed = (username: string, ip: string, time: Date) =>
-  createEvent(
-    'twofold.login.failed',
-    'app/jira',
-    username,
-    { appId: 'jira', ip, reason: 'bad_password' },
-    { time },
-  );
+const failed = failedLogin;
 
 async function publish(batch: readonly AnyTwofoldEvent[]) {
   for (let i = 0; i < batch.length; i += 1000)
@@ -261,17 +254,8 @@ describe('a redelivery after a lockout expired', () => {
 });
 
 describe('a redelivery after an admin lift of a user', () => {
-  /** Counts failures of one user from one IP straight in the store; the replies in order. */
-  async function count(username: string, ip: string, failures: readonly { id: string; at: number }[]) {
-    const { network } = lockoutSourceOf(ip)!;
-    const counts = await detector.store.countBatch({
-      users: new Map([[username, failures.map((f) => ({ kind: 'failure' as const, ...f, ip, network }))]]),
-      networks: new Map([[network, failures.map((f) => ({ ...f, ip, username }))]]),
-      spray: [],
-      now: Date.now(),
-    });
-    return counts.users.get(username)! as UserFailureCounts[];
-  }
+  const count = (username: string, ip: string, failures: readonly { id: string; at: number }[]) =>
+    countInStore(detector, username, ip, failures);
 
   it('is still read as a redelivery: the streak keeps its ids, uncounted', async () => {
     const ip = '198.51.100.71';

@@ -7,17 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { randomUUID } from 'node:crypto';
-import { createEvent, type AnyTwofoldEvent } from '@twofold/contracts';
+import type { AnyTwofoldEvent } from '@twofold/contracts';
 import { resolveLockoutRules } from '@twofold/lockout';
 import type { Redis } from '@twofold/redis';
-import { liftLockout, lockoutSourceOf, readLockState, type UserFailureCounts } from '@twofold/state';
+import { liftLockout, readLockState } from '@twofold/state';
 import type { AppsRepository } from '@twofold/store';
 import { createAuthenticator } from '../../services/api/src/auth.js';
 import { installProblemHandlers } from '../../services/api/src/problem.js';
 import { adminLockoutsRoute } from '../../services/api/src/routes/admin-lockouts.route.js';
 import type { LockoutDetector } from '../../services/lockout-detector/src/lockout-detector.js';
 import { eventually, type Isolated } from '../support/stack.js';
-import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
+import {
+  countInStore,
+  detectorCaughtUp,
+  failedLogin,
+  startDetectorWorld,
+  type DetectorWorld,
+} from './lockout-support.js';
 
 // Locks that outlast the test: only the admin lifts them.
 const rules = resolveLockoutRules({ userIp: { lockSeconds: 600, maxLockSeconds: 600 } });
@@ -68,14 +74,7 @@ async function streakOf(username: string) {
   return redis.zcount(userKey(username, 'streak'), `(${reset}`, '+inf');
 }
 
-const failed = (username: string, ip: string, time: Date) =>
-  createEvent(
-    'twofold.login.failed',
-    'app/jira',
-    username,
-    { appId: 'jira', ip, reason: 'bad_password' },
-    { time },
-  );
+const failed = failedLogin;
 
 async function publish(events: readonly AnyTwofoldEvent[]) {
   for (let i = 0; i < events.length; i += 1000)
@@ -232,17 +231,8 @@ describe('a redelivery after an admin lift', () => {
 });
 
 describe('the watermark of a lift', () => {
-  /** Counts failures of one user from one IP straight in the store; the replies in order. */
-  async function count(username: string, ip: string, failures: readonly { id: string; at: number }[]) {
-    const { network } = lockoutSourceOf(ip)!;
-    const counts = await detector.store.countBatch({
-      users: new Map([[username, failures.map((f) => ({ kind: 'failure' as const, ...f, ip, network }))]]),
-      networks: new Map([[network, failures.map((f) => ({ ...f, ip, username }))]]),
-      spray: [],
-      now: Date.now(),
-    });
-    return counts.users.get(username)! as UserFailureCounts[];
-  }
+  const count = (username: string, ip: string, failures: readonly { id: string; at: number }[]) =>
+    countInStore(detector, username, ip, failures);
 
   it('is the latest event time lifted when an app clock runs ahead, and is never lowered', async () => {
     const ip = '198.51.100.51';

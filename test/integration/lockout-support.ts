@@ -1,7 +1,9 @@
 // Shared by the lockout integration tests.
+import { createEvent } from '@twofold/contracts';
 import { groupLag } from '@twofold/kafka';
 import type { LockoutRules } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
+import { lockoutSourceOf, type UserFailureCounts } from '@twofold/state';
 import {
   buildLockoutDetector,
   type LockoutDetector,
@@ -67,4 +69,31 @@ export async function startDetectorWorld(name: string, rules: LockoutRules): Pro
       await world.cleanup();
     },
   };
+}
+
+/** A `login.failed` (bad password) from jira, stamped `time`. */
+export const failedLogin = (username: string, ip: string, time: Date) =>
+  createEvent(
+    'twofold.login.failed',
+    'app/jira',
+    username,
+    { appId: 'jira', ip, reason: 'bad_password' },
+    { time },
+  );
+
+/** Counts failures of one user from one IP straight in the detector's store; the replies in order. */
+export async function countInStore(
+  detector: LockoutDetector,
+  username: string,
+  ip: string,
+  failures: readonly { id: string; at: number }[],
+): Promise<UserFailureCounts[]> {
+  const { network } = lockoutSourceOf(ip)!;
+  const counts = await detector.store.countBatch({
+    users: new Map([[username, failures.map((f) => ({ kind: 'failure' as const, ...f, ip, network }))]]),
+    networks: new Map([[network, failures.map((f) => ({ ...f, ip, username }))]]),
+    spray: [],
+    now: Date.now(),
+  });
+  return counts.users.get(username)! as UserFailureCounts[];
 }
