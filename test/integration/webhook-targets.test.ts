@@ -202,7 +202,9 @@ describe('delivering', () => {
           20_000,
           `the dead letter of the delivery to ${address}`,
         );
-        expect(letter.failedReason).toContain(`${address} is in 127.0.0.0/8`);
+        expect(letter.failedReason).toContain(
+          `${address} is in 127.0.0.0/8 (as 127.0.0.1, the IPv4 address it embeds)`,
+        );
         expect(letter.attempts).toBe(1);
       }
       expect(hook.connections).toBe(0);

@@ -233,6 +233,22 @@ describe('createNetworkDenylist', () => {
     expect(createNetworkDenylist(['2002::/16']).deniedNetworkOf('2002:a9fe:a9fe::1')).toBe('2002::/16');
   });
 
+  it('tells which address matched: the address itself, or the IPv4 address it embeds', () => {
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('64:ff9b::a9fe:a9fe')).toEqual({
+      network: '169.254.0.0/16',
+      matched: '169.254.169.254',
+    });
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('169.254.169.254')).toEqual({
+      network: '169.254.0.0/16',
+      matched: '169.254.169.254',
+    });
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('fe80::1')).toEqual({
+      network: 'fe80::/10',
+      matched: 'fe80::1',
+    });
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('10.0.0.1')).toBeUndefined();
+  });
+
   it('refuses a network it cannot read', () => {
     expect(() => createNetworkDenylist(['10.0.0.0/40'])).toThrow(/from 0 to 32/);
   });

@@ -113,6 +113,11 @@ export interface NetworkDenylist {
    * when either of the two is in a denied network.
    */
   deniedNetworkOf(address: string): string | undefined;
+  /**
+   * The same, with the address that matched: `address` itself (canonical), or the IPv4
+   * address it embeds, so a refusal can say why `64:ff9b::a9fe:a9fe` is in 169.254.0.0/16.
+   */
+  denialOf(address: string): { network: string; matched: string } | undefined;
 }
 
 /**
@@ -137,18 +142,21 @@ export function createNetworkDenylist(networks: readonly string[]): NetworkDenyl
     list.addSubnet(network.address, network.prefix, network.family);
     return { cidr: network.cidr, list };
   });
+  const denialOf: NetworkDenylist['denialOf'] = (text) => {
+    const ip = hostAddressOf(text);
+    if (!ip) return undefined;
+    const reached = [ip, ...EMBEDDED_IPV4_FORMS.map((embedded) => embedded(ip))];
+    for (const address of reached) {
+      if (!address) continue;
+      const matched = ipAddressText(address);
+      const denied = lists.find((n) => n.list.check(matched, address.family));
+      if (denied) return { network: denied.cidr, matched };
+    }
+    return undefined;
+  };
   return {
     networks: Object.freeze(lists.map((n) => n.cidr)),
-    deniedNetworkOf(text) {
-      const ip = hostAddressOf(text);
-      if (!ip) return undefined;
-      const reached = [ip, ...EMBEDDED_IPV4_FORMS.map((embedded) => embedded(ip))];
-      for (const address of reached) {
-        if (!address) continue;
-        const denied = lists.find((n) => n.list.check(ipAddressText(address), address.family));
-        if (denied) return denied.cidr;
-      }
-      return undefined;
-    },
+    deniedNetworkOf: (text) => denialOf(text)?.network,
+    denialOf,
   };
 }

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { buildConnector } from 'undici';
-import type { NetworkDenylist } from '@twofold/config';
+import { canonicalAddress, type NetworkDenylist } from '@twofold/config';
 
 /**
  * A webhook's host is, or resolves to, an address in WEBHOOK_DENIED_NETWORKS. Not retried: the
@@ -14,9 +14,12 @@ export class WebhookAddressDeniedError extends Error {
     readonly host: string,
     readonly address: string,
     readonly network: string,
+    /** The IPv4 address `address` embeds, when that is what lies in the network. */
+    readonly embedded?: string,
   ) {
     super(
-      `${host === address ? address : `${host} resolves to ${address}, which`} is in ${network}, a network ` +
+      `${host === address ? address : `${host} resolves to ${address}, which`} is in ${network}` +
+        `${embedded ? ` (as ${embedded}, the IPv4 address it embeds)` : ''}, a network ` +
         'webhooks are never sent to (WEBHOOK_DENIED_NETWORKS); not sent, not retried',
     );
     this.name = 'WebhookAddressDeniedError';
@@ -30,6 +33,18 @@ export type ResolveAll = (
   callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void,
 ) => void;
 
+/** The refusal of a connection to `address`, or undefined when it is allowed. */
+function deniedError(
+  denylist: NetworkDenylist,
+  host: string,
+  address: string,
+): WebhookAddressDeniedError | undefined {
+  const denial = denylist.denialOf(address);
+  if (!denial) return undefined;
+  const embedded = denial.matched === canonicalAddress(address)?.address ? undefined : denial.matched;
+  return new WebhookAddressDeniedError(host, address, denial.network, embedded);
+}
+
 /**
  * A `lookup` for net.connect that resolves every address of the name and refuses the name when
  * any of them is denied, so the address connected to is the one checked (a name that answers
@@ -42,8 +57,8 @@ export function guardedLookup(denylist: NetworkDenylist, resolve: ResolveAll = d
     resolve(hostname, { ...options, all: true }, (err, addresses) => {
       if (err) return callback(err, '');
       for (const { address } of addresses) {
-        const network = denylist.deniedNetworkOf(address);
-        if (network) return callback(new WebhookAddressDeniedError(hostname, address, network), '');
+        const denied = deniedError(denylist, hostname, address);
+        if (denied) return callback(denied, '');
       }
       if (options.all) return callback(null, addresses);
       const first = addresses[0];
@@ -70,9 +85,8 @@ export function guardedConnector(options: {
   });
   return (target, callback) => {
     if (isIP(target.hostname)) {
-      const network = options.denylist.deniedNetworkOf(target.hostname);
-      if (network) {
-        const denied = new WebhookAddressDeniedError(target.hostname, target.hostname, network);
+      const denied = deniedError(options.denylist, target.hostname, target.hostname);
+      if (denied) {
         // Asynchronously, as a refused connection would fail.
         process.nextTick(() => callback(denied, null));
         return;

@@ -27,6 +27,16 @@ describe('webhookUrlProblem', () => {
   });
 
   it.each([
+    ['http://[64:ff9b::a9fe:a9fe]/', '64:ff9b::a9fe:a9fe'],
+    ['http://[2002:a9fe:a9fe::1]/', '2002:a9fe:a9fe::1'],
+    ['http://[::a9fe:a9fe]/', '::a9fe:a9fe'],
+  ])('refuses %s, saying it is the IPv4 address it embeds that is denied', (url, host) => {
+    expect(webhookUrlProblem(url, DEFAULT_WEBHOOK_DENYLIST)).toContain(
+      `webhookUrl host ${host} is in 169.254.0.0/16 (as 169.254.169.254, the IPv4 address it embeds)`,
+    );
+  });
+
+  it.each([
     'http://127.0.0.1:9000/hook',
     'http://10.0.0.12/twofold',
     'http://172.16.4.5/twofold',

@@ -45,13 +45,16 @@ export function webhookUrlProblem(webhookUrl: string, denylist: NetworkDenylist)
     return `webhookUrl must be an http or https URL, not ${url.protocol}`;
   if (url.username || url.password)
     return 'webhookUrl must not carry credentials (user:password@); webhooks are signed with the webhook secret';
-  const network = denylist.deniedNetworkOf(url.hostname);
-  if (network)
+  const denial = denylist.denialOf(url.hostname);
+  if (denial) {
+    const host = canonicalAddress(url.hostname)?.address ?? url.hostname;
+    const via = denial.matched === host ? '' : ` (as ${denial.matched}, the IPv4 address it embeds)`;
     return (
-      `webhookUrl host ${canonicalAddress(url.hostname)?.address ?? url.hostname} is in ${network}, a network ` +
+      `webhookUrl host ${host} is in ${denial.network}${via}, a network ` +
       'webhooks are never sent to (WEBHOOK_DENIED_NETWORKS: link-local and cloud metadata addresses unless the ' +
       "operator changed it); give the address or host name of the app's own server"
     );
+  }
   return undefined;
 }
 
