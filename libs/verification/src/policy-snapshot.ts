@@ -1,6 +1,6 @@
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '@twofold/contracts';
 import type { RuleMode, SecondFactorPolicy } from '@twofold/policy';
-import type { PolicyRepository, StoredPolicy } from '@twofold/store';
+import { REFRESH_DEADLINE_MS, answerWithin, type PolicyRepository, type StoredPolicy } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** The policy as loaded: settings with defaults filled in, and rules by kind. */
@@ -85,7 +85,7 @@ export function createPolicySnapshot(deps: {
 }) {
   const now = deps.now ?? (() => performance.now());
   const maxStalenessMs = deps.maxStalenessMs ?? DEFAULT_POLICY_MAX_STALENESS_MS;
-  const deadlineMs = deps.refreshDeadlineMs ?? Math.min(5_000, maxStalenessMs / 2);
+  const deadlineMs = deps.refreshDeadlineMs ?? Math.min(REFRESH_DEADLINE_MS, maxStalenessMs / 2);
   let view: PolicyView | undefined;
   // When the copy was last known current: the moment a successful check or load was asked.
   let confirmedAt = -Infinity;
@@ -119,23 +119,11 @@ export function createPolicySnapshot(deps: {
     return toPolicyView(await deps.repository.load());
   }
 
-  function withinDeadline<T>(work: Promise<T>): Promise<T> {
-    let timeout: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timeout = setTimeout(
-        () => reject(new Error(`no answer from Postgres within ${deadlineMs} ms`)),
-        deadlineMs,
-      );
-    });
-    work.catch(() => undefined); // settled late, after the deadline: nobody waits for it
-    return Promise.race([work, expired]).finally(() => clearTimeout(timeout));
-  }
-
   async function refresh(): Promise<void> {
     const generation = ++started;
     const asked = now();
     try {
-      const fresh = await withinDeadline(read(view));
+      const fresh = await answerWithin(read(view), deadlineMs, 'the policy');
       if (generation < applied) return;
       applied = generation;
       view = fresh;

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_LOCKOUT_RULES, resolveLockoutRules } from '@twofold/lockout';
 import { createLogger } from '@twofold/telemetry';
 import { createLockoutRulesSource, type LockoutPolicyReader } from './lockout-rules.source.js';
@@ -11,8 +11,10 @@ function policyOf(lockout: unknown) {
   let current = lockout;
   let loads = 0;
   let down = false;
+  let hang = false;
   const reader: LockoutPolicyReader = {
     version: async () => {
+      if (hang) return new Promise<string>(() => undefined);
       if (down) throw new Error('postgres down');
       return String(version);
     },
@@ -31,12 +33,33 @@ function policyOf(lockout: unknown) {
     down(value: boolean) {
       down = value;
     },
+    /** A connection gone silent: the version check never answers. */
+    hang(value: boolean) {
+      hang = value;
+    },
     loads: () => loads,
   };
 }
 
 describe('createLockoutRulesSource', () => {
   const base = resolveLockoutRules({ userIp: { failures: 7 } });
+  afterEach(() => vi.useRealTimers());
+
+  it('gives a hung check up at its deadline, so a later one applies a change once Postgres answers', async () => {
+    vi.useFakeTimers();
+    const policy = policyOf({});
+    const source = createLockoutRulesSource({ base, policy: policy.reader, logger, refreshMs: 500 });
+    await source.start();
+    policy.hang(true);
+    await vi.advanceTimersByTimeAsync(500);
+    policy.hang(false);
+    policy.set({ userIp: { failures: 3 } });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(source.current().userIp.failures).toBe(7); // still waiting on the hung check
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(source.current().userIp.failures).toBe(3);
+    await source.stop();
+  });
 
   it('applies the policy entry over the env rules, and reloads only when the version moves', async () => {
     const policy = policyOf({ source: { ipDistinctUsers: 30 } });

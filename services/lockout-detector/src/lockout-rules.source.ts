@@ -1,4 +1,5 @@
 import { LockoutRulesError, resolveLockoutRules, type LockoutRules } from '@twofold/lockout';
+import { REFRESH_DEADLINE_MS, answerWithin } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** What the rules source reads of the admin policy (PolicyRepository of @twofold/store fits). */
@@ -24,8 +25,11 @@ export function createLockoutRulesSource(deps: {
   policy?: LockoutPolicyReader;
   logger: Logger;
   refreshMs?: number;
+  /** Longest one refresh is waited for (ms; REFRESH_DEADLINE_MS). */
+  refreshDeadlineMs?: number;
 }) {
   const log = deps.logger.child({ component: 'lockout-rules' });
+  const deadlineMs = deps.refreshDeadlineMs ?? REFRESH_DEADLINE_MS;
   let rules = deps.base;
   let version: string | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -35,8 +39,10 @@ export function createLockoutRulesSource(deps: {
     const policy = deps.policy;
     if (!policy) return;
     try {
-      if (version !== undefined && (await policy.version()) === version) return;
-      const stored = await policy.load();
+      const read = async () =>
+        version !== undefined && (await policy.version()) === version ? undefined : policy.load();
+      const stored = await answerWithin(read(), deadlineMs, 'the lockout policy');
+      if (!stored) return;
       try {
         const next = resolveLockoutRules(stored.settings.lockout ?? {}, deps.base);
         if (JSON.stringify(next) !== JSON.stringify(rules)) {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { StoredPolicy } from '@twofold/store';
 import { createLogger } from '@twofold/telemetry';
 import { createSessionLifetime } from './session-lifetime.js';
@@ -10,6 +10,7 @@ function policies(settings: StoredPolicy['settings'] = {}) {
   let version = 1;
   let current = settings;
   let down = false;
+  let hang = false;
   const loads: string[] = [];
   return {
     loads,
@@ -20,7 +21,12 @@ function policies(settings: StoredPolicy['settings'] = {}) {
     set down(value: boolean) {
       down = value;
     },
+    /** A connection gone silent: the version check never answers. */
+    set hang(value: boolean) {
+      hang = value;
+    },
     async version() {
+      if (hang) return new Promise<string>(() => undefined);
       if (down) throw new Error('postgres down');
       return String(version);
     },
@@ -33,6 +39,29 @@ function policies(settings: StoredPolicy['settings'] = {}) {
 }
 
 describe('createSessionLifetime', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('gives a hung check up at its deadline, so a later one applies a change once Postgres answers', async () => {
+    vi.useFakeTimers();
+    const repo = policies({ sessionTtlSeconds: 900 });
+    const lifetime = createSessionLifetime({
+      policies: repo,
+      fallbackSeconds: 3_600,
+      logger,
+      refreshMs: 500,
+    });
+    await lifetime.start();
+    repo.hang = true;
+    await vi.advanceTimersByTimeAsync(500);
+    repo.hang = false;
+    repo.save({ sessionTtlSeconds: 600 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(lifetime.seconds()).toBe(900); // still waiting on the hung check
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(lifetime.seconds()).toBe(600);
+    lifetime.stop();
+  });
+
   it('uses the fallback until the policy names a lifetime, then the policy’s', async () => {
     const repo = policies();
     const lifetime = createSessionLifetime({ policies: repo, fallbackSeconds: 3_600, logger });

@@ -1,4 +1,4 @@
-import type { PolicyRepository } from '@twofold/store';
+import { REFRESH_DEADLINE_MS, answerWithin, type PolicyRepository } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** The session lifetime in force: read by the broadcaster for every batch it applies. */
@@ -24,8 +24,11 @@ export function createSessionLifetime(deps: {
   fallbackSeconds: number;
   logger: Logger;
   refreshMs?: number;
+  /** Longest one refresh is waited for (ms; REFRESH_DEADLINE_MS). */
+  refreshDeadlineMs?: number;
 }): SessionLifetime {
   const log = deps.logger.child({ component: 'session-lifetime' });
+  const deadlineMs = deps.refreshDeadlineMs ?? REFRESH_DEADLINE_MS;
   let version: string | undefined;
   let fromPolicy: number | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -33,8 +36,12 @@ export function createSessionLifetime(deps: {
 
   async function refresh(): Promise<void> {
     try {
-      if (version !== undefined && (await deps.policies.version()) === version) return;
-      const stored = await deps.policies.load();
+      const read = async () =>
+        version !== undefined && (await deps.policies.version()) === version
+          ? undefined
+          : deps.policies.load();
+      const stored = await answerWithin(read(), deadlineMs, 'the session lifetime');
+      if (!stored) return;
       const ttl = stored.settings.sessionTtlSeconds;
       const valid = typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 60;
       if (ttl !== undefined && !valid)
