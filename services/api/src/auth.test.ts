@@ -20,6 +20,8 @@ function fakeApps() {
     lookups: 0,
     hold: undefined as Promise<void> | undefined,
     versionFails: false,
+    /** A connection gone silent: version checks never answer. */
+    versionHangs: false,
   };
   const apps = {
     async findByKeyHash() {
@@ -29,6 +31,7 @@ function fakeApps() {
       return valid ? jira : undefined;
     },
     async version() {
+      if (state.versionHangs) return new Promise<string>(() => undefined);
       if (state.versionFails) throw new Error('relation "apps_version" does not exist');
       return state.version;
     },
@@ -60,6 +63,26 @@ describe('app key cache', () => {
         await new Promise((r) => setTimeout(r, 5));
       expect(await statusOf(auth, 'k')).toBe(401);
       expect(state.lookups).toBe(2);
+    } finally {
+      auth.stop();
+    }
+  });
+
+  it('gives a hung version check up at its deadline, so a rotation is seen once Postgres answers', async () => {
+    const { apps, state } = fakeApps();
+    const auth = createAuthenticator({ apps, adminKey: 'admin', refreshMs: 10, refreshDeadlineMs: 50 });
+    await auth.start();
+    try {
+      expect(await statusOf(auth, 'k')).toBe(200);
+      state.versionHangs = true;
+      await new Promise((r) => setTimeout(r, 30));
+      state.versionHangs = false;
+      state.valid = false;
+      state.version = '2';
+      const deadline = Date.now() + 2_000;
+      while ((await statusOf(auth, 'k')) === 200 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(await statusOf(auth, 'k')).toBe(401);
     } finally {
       auth.stop();
     }

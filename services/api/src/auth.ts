@@ -1,6 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { hashApiKey, type AppRecord, type AppsRepository } from '@twofold/store';
+import {
+  REFRESH_DEADLINE_MS,
+  answerWithin,
+  hashApiKey,
+  type AppRecord,
+  type AppsRepository,
+} from '@twofold/store';
 import { problems } from './problem.js';
 
 function bearer(request: FastifyRequest): string | undefined {
@@ -23,9 +29,12 @@ export function createAuthenticator(deps: {
   adminKey: string;
   cacheMs?: number;
   refreshMs?: number;
+  /** Longest one version check is waited for (ms; REFRESH_DEADLINE_MS). */
+  refreshDeadlineMs?: number;
   onRefreshError?: (err: unknown) => void;
 }) {
   const adminDigest = digest(deps.adminKey);
+  const refreshDeadlineMs = deps.refreshDeadlineMs ?? REFRESH_DEADLINE_MS;
   const cacheMs = deps.cacheMs ?? 30_000;
   const cache = new Map<string, { app: AppRecord | undefined; until: number }>();
   // Bumped on every clear: a lookup that started before a clear may have read the old row,
@@ -58,7 +67,7 @@ export function createAuthenticator(deps: {
   /** Drops the cache when the apps version moved; keeps it (TTL-bound) when it cannot be read. */
   async function refresh(): Promise<void> {
     try {
-      const version = await deps.apps.version();
+      const version = await answerWithin(deps.apps.version(), refreshDeadlineMs, 'the apps version');
       refreshFailing = false;
       if (version === appsVersion) return;
       appsVersion = version;
