@@ -23,6 +23,7 @@ import {
   countInStore,
   detectorCaughtUp,
   failedLogin,
+  nistCrossing,
   startDetectorWorld,
   type DetectorWorld,
 } from './lockout-support.js';
@@ -201,13 +202,7 @@ describe('a redelivery after a lockout expired', () => {
 
   it('user: neither the NIST lock nor the forced second factor comes back; a new failure brings both', async () => {
     const user = 'expiry-user';
-    // One failure every 4 minutes over 7 hours, from 11 IPs in turn (in 11 networks): never
-    // 5 of one IP in 15 minutes, but 10 sources within the hour, and 100 in a row.
-    const ips = Array.from({ length: 11 }, (_, i) => `100.74.${i}.9`);
-    const start = Date.now() - 105 * 4 * 60_000;
-    const crossing = Array.from({ length: 105 }, (_, i) =>
-      failed(user, ips[i % ips.length]!, new Date(start + i * 4 * 60_000)),
-    );
+    const { ips, failures: crossing } = nistCrossing(user, '100.74');
     await publish(crossing);
     const hard = await eventually(
       async () => imposed(user).find((e) => e.data.mode === 'deny'),

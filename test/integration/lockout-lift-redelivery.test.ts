@@ -21,6 +21,7 @@ import {
   countInStore,
   detectorCaughtUp,
   failedLogin,
+  nistCrossing,
   startDetectorWorld,
   type DetectorWorld,
 } from './lockout-support.js';
@@ -130,13 +131,7 @@ describe('a redelivery after an admin lift', () => {
 
   it('user: neither the NIST lock nor the forced second factor comes back; the streak starts at the lift', async () => {
     const user = 'lift-user';
-    // One failure every 4 minutes over 7 hours, from 11 IPs in turn (in 11 networks): never
-    // 5 of one IP in 15 minutes, but 10 sources within the hour, and 100 in a row.
-    const ips = Array.from({ length: 11 }, (_, i) => `100.70.${i}.9`);
-    const start = Date.now() - 105 * 4 * 60_000;
-    const failures = Array.from({ length: 105 }, (_, i) =>
-      failed(user, ips[i % ips.length]!, new Date(start + i * 4 * 60_000)),
-    );
+    const { ips, failures } = nistCrossing(user, '100.70');
     await publish(failures);
     const hard = await eventually(
       async () => imposed(user).find((e) => e.data['mode'] === 'deny'),

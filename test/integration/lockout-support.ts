@@ -35,7 +35,11 @@ export interface DetectorWorld {
   stop(): Promise<void>;
 }
 
-export async function startDetectorWorld(name: string, rules: LockoutRules): Promise<DetectorWorld> {
+export async function startDetectorWorld(
+  name: string,
+  rules: LockoutRules,
+  options: { background?: boolean } = {},
+): Promise<DetectorWorld> {
   const world = await isolated(name);
   const redis = createRedis(world.config.redis.url, 'state', { commandTimeout: 5_000 });
   await waitForRedis(redis);
@@ -51,6 +55,7 @@ export async function startDetectorWorld(name: string, rules: LockoutRules): Pro
     groupId,
     keyPrefix: prefix,
     rules,
+    ...options,
   });
   await detector.start();
   const security = await readTopic(world.kafka, world.topics.security);
@@ -96,4 +101,18 @@ export async function countInStore(
     now: Date.now(),
   });
   return counts.users.get(username)! as UserFailureCounts[];
+}
+
+/**
+ * Failures of `user` that cross the NIST bound and the many-sources rule but no (user, IP)
+ * one: one every 4 minutes over 7 hours, from 11 IPs (`<net>.<i>.9`, in 11 networks) in turn,
+ * so never 5 of one IP in 15 minutes, but 10 sources within the hour and 100 in a row.
+ */
+export function nistCrossing(user: string, net: string) {
+  const ips = Array.from({ length: 11 }, (_, i) => `${net}.${i}.9`);
+  const start = Date.now() - 105 * 4 * 60_000;
+  const failures = Array.from({ length: 105 }, (_, i) =>
+    failedLogin(user, ips[i % ips.length]!, new Date(start + i * 4 * 60_000)),
+  );
+  return { ips, failures };
 }

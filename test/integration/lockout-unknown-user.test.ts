@@ -12,12 +12,11 @@ import { DEFAULT_LOCKOUT_RULES } from '@twofold/lockout';
 import { createRedis, waitForRedis, type Redis } from '@twofold/redis';
 import { createLockoutStore, type LockoutUserSignal, type UserFailureCounts } from '@twofold/state';
 import {
-  buildLockoutDetector,
   lockoutStoreSettings,
   type LockoutDetector,
 } from '../../services/lockout-detector/src/lockout-detector.js';
-import { isolated, stackEnv, type Isolated } from '../support/stack.js';
-import { detectorCaughtUp } from './lockout-support.js';
+import { stackEnv, type Isolated } from '../support/stack.js';
+import { detectorCaughtUp, startDetectorWorld, type DetectorWorld } from './lockout-support.js';
 
 const rules = DEFAULT_LOCKOUT_RULES;
 const HOUR = 3_600_000;
@@ -181,31 +180,18 @@ describe('unknown-user failures in the store', () => {
 });
 
 describe('unknown-user failures through the detector (Kafka to Redis)', () => {
+  let detectorWorld: DetectorWorld;
   let world: Isolated;
   let detector: LockoutDetector;
-  const groupId = () => `${world.config.kafka.groupPrefix}twofold-lockout-detector`;
+  const groupId = () => detectorWorld.groupId;
 
   beforeAll(async () => {
-    world = await isolated('lockout-unknown-user');
-    prefixes.push(world.config.redis.keyPrefix);
-    detector = buildLockoutDetector({
-      kafka: world.kafka,
-      producer: world.producer,
-      redis,
-      redisUrl: world.config.redis.url,
-      logger: world.logger,
-      metrics: world.metrics,
-      groupId: groupId(),
-      keyPrefix: world.config.redis.keyPrefix,
-      rules,
-      background: false,
-    });
-    await detector.start();
+    detectorWorld = await startDetectorWorld('lockout-unknown-user', rules, { background: false });
+    ({ world, detector } = detectorWorld);
   });
 
   afterAll(async () => {
-    await detector?.stop();
-    await world?.cleanup();
+    await detectorWorld?.stop();
   });
 
   const failed = (username: string, ip: string, reason: 'bad_password' | 'unknown_user') =>

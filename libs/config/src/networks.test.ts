@@ -233,19 +233,16 @@ describe('createNetworkDenylist', () => {
     expect(createNetworkDenylist(['2002::/16']).deniedNetworkOf('2002:a9fe:a9fe::1')).toBe('2002::/16');
   });
 
-  it('tells which address matched: the address itself, or the IPv4 address it embeds', () => {
+  it('tells when it is the IPv4 address embedded in the address that is denied', () => {
     expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('64:ff9b::a9fe:a9fe')).toEqual({
       network: '169.254.0.0/16',
-      matched: '169.254.169.254',
+      embedded: '169.254.169.254',
     });
-    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('169.254.169.254')).toEqual({
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('169.254.169.254')).toEqual({ network: '169.254.0.0/16' });
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('::ffff:169.254.169.254')).toEqual({
       network: '169.254.0.0/16',
-      matched: '169.254.169.254',
     });
-    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('fe80::1')).toEqual({
-      network: 'fe80::/10',
-      matched: 'fe80::1',
-    });
+    expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('fe80::1')).toEqual({ network: 'fe80::/10' });
     expect(DEFAULT_WEBHOOK_DENYLIST.denialOf('10.0.0.1')).toBeUndefined();
   });
 

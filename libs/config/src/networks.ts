@@ -114,10 +114,10 @@ export interface NetworkDenylist {
    */
   deniedNetworkOf(address: string): string | undefined;
   /**
-   * The same, with the address that matched: `address` itself (canonical), or the IPv4
-   * address it embeds, so a refusal can say why `64:ff9b::a9fe:a9fe` is in 169.254.0.0/16.
+   * The same, with `embedded` set when it is the IPv4 address `address` embeds that lies in
+   * the network, so a refusal can say why `64:ff9b::a9fe:a9fe` is in 169.254.0.0/16.
    */
-  denialOf(address: string): { network: string; matched: string } | undefined;
+  denialOf(address: string): { network: string; embedded?: string } | undefined;
 }
 
 /**
@@ -142,15 +142,18 @@ export function createNetworkDenylist(networks: readonly string[]): NetworkDenyl
     list.addSubnet(network.address, network.prefix, network.family);
     return { cidr: network.cidr, list };
   });
+  const networkOf = (address: ParsedIpAddress) =>
+    lists.find((n) => n.list.check(ipAddressText(address), address.family))?.cidr;
   const denialOf: NetworkDenylist['denialOf'] = (text) => {
     const ip = hostAddressOf(text);
     if (!ip) return undefined;
-    const reached = [ip, ...EMBEDDED_IPV4_FORMS.map((embedded) => embedded(ip))];
-    for (const address of reached) {
-      if (!address) continue;
-      const matched = ipAddressText(address);
-      const denied = lists.find((n) => n.list.check(matched, address.family));
-      if (denied) return { network: denied.cidr, matched };
+    const own = networkOf(ip);
+    if (own) return { network: own };
+    for (const embeddedOf of EMBEDDED_IPV4_FORMS) {
+      const embedded = embeddedOf(ip);
+      if (!embedded) continue;
+      const network = networkOf(embedded);
+      if (network) return { network, embedded: ipAddressText(embedded) };
     }
     return undefined;
   };

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
 import { buildConnector } from 'undici';
-import { canonicalAddress, type NetworkDenylist } from '@twofold/config';
+import type { NetworkDenylist } from '@twofold/config';
 
 /**
  * A webhook's host is, or resolves to, an address in WEBHOOK_DENIED_NETWORKS. Not retried: the
@@ -40,9 +40,7 @@ function deniedError(
   address: string,
 ): WebhookAddressDeniedError | undefined {
   const denial = denylist.denialOf(address);
-  if (!denial) return undefined;
-  const embedded = denial.matched === canonicalAddress(address)?.address ? undefined : denial.matched;
-  return new WebhookAddressDeniedError(host, address, denial.network, embedded);
+  return denial && new WebhookAddressDeniedError(host, address, denial.network, denial.embedded);
 }
 
 /**

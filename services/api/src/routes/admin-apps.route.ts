@@ -48,7 +48,7 @@ export function webhookUrlProblem(webhookUrl: string, denylist: NetworkDenylist)
   const denial = denylist.denialOf(url.hostname);
   if (denial) {
     const host = canonicalAddress(url.hostname)?.address ?? url.hostname;
-    const via = denial.matched === host ? '' : ` (as ${denial.matched}, the IPv4 address it embeds)`;
+    const via = denial.embedded ? ` (as ${denial.embedded}, the IPv4 address it embeds)` : '';
     return (
       `webhookUrl host ${host} is in ${denial.network}${via}, a network ` +
       'webhooks are never sent to (WEBHOOK_DENIED_NETWORKS: link-local and cloud metadata addresses unless the ' +
