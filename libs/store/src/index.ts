@@ -1,5 +1,6 @@
 /** The one door to Postgres: pool, migrations, repositories. */
 export * from './pool.js';
+export * from './refresh.js';
 export * from './migrate.js';
 export * from './apps.repository.js';
 export * from './audit.repository.js';

@@ -29,27 +29,6 @@ export function createPool(options: {
   return pool;
 }
 
-/**
- * How long a background refresh waits for Postgres (the policy copies every service keeps):
- * a query on a connection that went silent (a failover without a reset, a dropped route)
- * may not settle until TCP gives up, many minutes later, and a loop that waited for it would
- * refresh nothing meanwhile, also after Postgres answers again.
- */
-export const REFRESH_DEADLINE_MS = 5_000;
-
-/**
- * `work`'s answer, or a rejection naming `what` once `ms` passed without it. The work goes on
- * unwatched: a caller applies only what it got in time, so a late answer changes nothing.
- */
-export function answerWithin<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from Postgres for ${what} within ${ms} ms`)), ms);
-  });
-  work.catch(() => undefined); // settled after the deadline: nobody waits for it any more
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
-}
-
 export async function pingPostgres(pool: Pool): Promise<boolean> {
   try {
     await pool.query('SELECT 1');

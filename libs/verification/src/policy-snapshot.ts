@@ -1,6 +1,12 @@
 import { DEFAULT_POLICY_SETTINGS, type PolicySettings } from '@twofold/contracts';
 import type { RuleMode, SecondFactorPolicy } from '@twofold/policy';
-import { REFRESH_DEADLINE_MS, answerWithin, type PolicyRepository, type StoredPolicy } from '@twofold/store';
+import {
+  REFRESH_DEADLINE_MS,
+  loadIfMoved,
+  refreshEvery,
+  type PolicyRepository,
+  type StoredPolicy,
+} from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** The policy as loaded: settings with defaults filled in, and rules by kind. */
@@ -91,8 +97,7 @@ export function createPolicySnapshot(deps: {
   let confirmedAt = -Infinity;
   let failing = false;
   let stale = false;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
+  let loop: ReturnType<typeof refreshEvery> | undefined;
   // Refreshes started, and the newest whose answer was applied: an answer that comes after
   // its deadline, or after a newer one's, is dropped.
   let started = 0;
@@ -113,26 +118,20 @@ export function createPolicySnapshot(deps: {
     return undefined;
   }
 
-  /** The current policy: the copy when its version is still the stored one, else a fresh load. */
-  async function read(copy: PolicyView | undefined): Promise<PolicyView> {
-    if (copy && (await deps.repository.version()) === copy.version) return copy;
-    return toPolicyView(await deps.repository.load());
-  }
-
   async function refresh(): Promise<void> {
     const generation = ++started;
     const asked = now();
     try {
-      const fresh = await answerWithin(read(view), deadlineMs, 'the policy');
+      const stored = await loadIfMoved(deps.repository, view?.version, deadlineMs, 'the policy');
       if (generation < applied) return;
       applied = generation;
-      view = fresh;
+      if (stored) view = toPolicyView(stored);
       confirmedAt = Math.max(confirmedAt, asked);
       if (stale && now() - confirmedAt <= maxStalenessMs) {
         stale = false;
-        deps.logger.warn({ version: view.version }, 'policy copy current again; deciding by the policy');
+        deps.logger.warn({ version: view?.version }, 'policy copy current again; deciding by the policy');
       } else if (failing) {
-        deps.logger.info({ version: view.version }, 'policy refresh works again');
+        deps.logger.info({ version: view?.version }, 'policy refresh works again');
       }
       failing = false;
     } catch (err) {
@@ -147,16 +146,12 @@ export function createPolicySnapshot(deps: {
   return {
     async start(): Promise<void> {
       await refresh();
-      timer = setInterval(() => {
-        // Also when a refresh hangs: the copy goes stale by the clock, not by an error.
-        freshView();
-        refreshing ??= refresh().finally(() => (refreshing = undefined));
-      }, deps.refreshMs ?? 500);
-      timer.unref();
+      // freshView on every tick, also while a refresh hangs: the copy goes stale by the clock.
+      loop ??= refreshEvery(refresh, deps.refreshMs ?? 500, freshView);
     },
     stop(): void {
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      void loop?.stop();
+      loop = undefined;
     },
     /** The policy to decide by; undefined (fail closed) when none was read or it is too old. */
     current: (): PolicyView | undefined => freshView(),

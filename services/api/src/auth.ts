@@ -4,6 +4,7 @@ import {
   REFRESH_DEADLINE_MS,
   answerWithin,
   hashApiKey,
+  refreshEvery,
   type AppRecord,
   type AppsRepository,
 } from '@twofold/store';
@@ -41,8 +42,7 @@ export function createAuthenticator(deps: {
   // so its answer is not kept.
   let generation = 0;
   let appsVersion: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
+  let loop: ReturnType<typeof refreshEvery> | undefined;
   let refreshFailing = false;
 
   function forget(): void {
@@ -109,14 +109,11 @@ export function createAuthenticator(deps: {
     /** Starts following the apps version (unref'd timer). */
     async start(): Promise<void> {
       await refresh();
-      timer ??= setInterval(() => {
-        refreshing ??= refresh().finally(() => (refreshing = undefined));
-      }, deps.refreshMs ?? 500);
-      timer.unref();
+      loop ??= refreshEvery(refresh, deps.refreshMs ?? 500);
     },
     stop(): void {
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      void loop?.stop();
+      loop = undefined;
     },
   };
 }

@@ -1,5 +1,5 @@
 import { LockoutRulesError, resolveLockoutRules, type LockoutRules } from '@twofold/lockout';
-import { REFRESH_DEADLINE_MS, answerWithin } from '@twofold/store';
+import { REFRESH_DEADLINE_MS, loadIfMoved, refreshEvery } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** What the rules source reads of the admin policy (PolicyRepository of @twofold/store fits). */
@@ -32,16 +32,13 @@ export function createLockoutRulesSource(deps: {
   const deadlineMs = deps.refreshDeadlineMs ?? REFRESH_DEADLINE_MS;
   let rules = deps.base;
   let version: string | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
+  let loop: ReturnType<typeof refreshEvery> | undefined;
 
   async function refresh(): Promise<void> {
     const policy = deps.policy;
     if (!policy) return;
     try {
-      const read = async () =>
-        version !== undefined && (await policy.version()) === version ? undefined : policy.load();
-      const stored = await answerWithin(read(), deadlineMs, 'the lockout policy');
+      const stored = await loadIfMoved(policy, version, deadlineMs, 'the lockout policy');
       if (!stored) return;
       try {
         const next = resolveLockoutRules(stored.settings.lockout ?? {}, deps.base);
@@ -71,16 +68,13 @@ export function createLockoutRulesSource(deps: {
     /** Reads the policy once, then keeps checking its version. */
     async start(): Promise<void> {
       await refresh();
-      if (!deps.policy || timer) return;
-      timer = setInterval(() => {
-        refreshing ??= refresh().finally(() => (refreshing = undefined));
-      }, deps.refreshMs ?? 500);
-      timer.unref();
+      if (!deps.policy || loop) return;
+      loop = refreshEvery(refresh, deps.refreshMs ?? 500);
     },
     async stop(): Promise<void> {
-      if (timer) clearInterval(timer);
-      timer = undefined;
-      await refreshing;
+      const stopping = loop?.stop();
+      loop = undefined;
+      await stopping;
     },
     /** Checks the policy now. */
     refresh,

@@ -1,4 +1,4 @@
-import { REFRESH_DEADLINE_MS, answerWithin, type PolicyRepository } from '@twofold/store';
+import { REFRESH_DEADLINE_MS, loadIfMoved, refreshEvery, type PolicyRepository } from '@twofold/store';
 import type { Logger } from '@twofold/telemetry';
 
 /** The session lifetime in force: read by the broadcaster for every batch it applies. */
@@ -31,16 +31,11 @@ export function createSessionLifetime(deps: {
   const deadlineMs = deps.refreshDeadlineMs ?? REFRESH_DEADLINE_MS;
   let version: string | undefined;
   let fromPolicy: number | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let refreshing: Promise<void> | undefined;
+  let loop: ReturnType<typeof refreshEvery> | undefined;
 
   async function refresh(): Promise<void> {
     try {
-      const read = async () =>
-        version !== undefined && (await deps.policies.version()) === version
-          ? undefined
-          : deps.policies.load();
-      const stored = await answerWithin(read(), deadlineMs, 'the session lifetime');
+      const stored = await loadIfMoved(deps.policies, version, deadlineMs, 'the session lifetime');
       if (!stored) return;
       const ttl = stored.settings.sessionTtlSeconds;
       const valid = typeof ttl === 'number' && Number.isInteger(ttl) && ttl >= 60;
@@ -53,19 +48,17 @@ export function createSessionLifetime(deps: {
       log.warn({ err }, 'policy refresh failed; keeping the last session lifetime');
     }
   }
-  const refreshNow = () => (refreshing ??= refresh().finally(() => (refreshing = undefined)));
-
   return {
     async start() {
-      await refreshNow();
-      timer = setInterval(() => void refreshNow(), deps.refreshMs ?? 500);
-      timer.unref();
+      await refresh();
+      loop ??= refreshEvery(refresh, deps.refreshMs ?? 500);
     },
     stop() {
-      if (timer) clearInterval(timer);
-      timer = undefined;
+      void loop?.stop();
+      loop = undefined;
     },
     seconds: () => fromPolicy ?? deps.fallbackSeconds,
-    reload: refreshNow,
+    // Joins the refresh running, if any: two at once could apply an older read last.
+    reload: () => loop?.now() ?? refresh(),
   };
 }
